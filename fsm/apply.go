@@ -1,0 +1,389 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Errors carried in Result.Err.
+var (
+	// ErrAlreadyApplied is the Result.Err of a command entry at or below the stored
+	// applied index: it was applied before (this is a replay) and is skipped.
+	ErrAlreadyApplied = errors.New("fsm: entry already applied")
+	// ErrStaleSequence is the Result.Err of a command whose Seq is below an Ack the same
+	// client sent earlier, and whose dedup entry is already pruned: the client has received
+	// that call's answer, so this is a late copy of a retry and is not applied again. It
+	// does not wrap ErrBadCommand.
+	ErrStaleSequence = errors.New("fsm: sequence number already acknowledged")
+	// ErrVersionConflict is the Result.Err of a command whose Version does not follow the
+	// object's version: it was computed on state that never committed. Nothing is applied.
+	// It does not wrap ErrBadCommand.
+	ErrVersionConflict = errors.New("fsm: object version conflict")
+)
+
+// Result is the response of every applied command entry: what ApplyFuture.Response()
+// returns, always as *Result. Entries that are not commands get a nil response.
+type Result struct {
+	Index uint64 // log index of the entry
+	// Version is the object's version after this entry: the number of commands ever
+	// applied to it. A duplicate does not bump it.
+	Version uint64
+	// Duplicate means (Client, Seq) was applied before: Ops were NOT applied again and
+	// Result holds the first call's result.
+	Duplicate bool
+	// Result is the command's Result (aliasing the log entry's Data), or a copy of the
+	// stored one for a duplicate.
+	Result []byte
+	// Err means nothing of the entry was applied, for the same reason on every replica:
+	// an error wrapping ErrBadCommand (malformed or invalid), ErrStaleSequence or
+	// ErrAlreadyApplied.
+	Err error
+}
+
+// dedupGCPerCommand bounds the dedup entries one applied command may delete (pruning
+// below the ack floor, over the per-client bound, and expired ones). Each command adds at
+// most one entry, so pruning outpaces growth fourfold and the backlog stays bounded.
+//
+// The budget is per command, not per batch, because batch boundaries differ between
+// replicas and between a first run and a replay: anything that depended on them would
+// make replicas diverge.
+const dedupGCPerCommand = 4
+
+// emptyValue is stored for empty values and index entries. bbolt keeps a reference to
+// the value until commit, and a nil value would read back as "absent".
+var emptyValue = []byte{}
+
+// Apply applies one log entry; see ApplyBatch.
+func (s *Store) Apply(l *raft.Log) any {
+	return s.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one bbolt write transaction that also records
+// the new applied index, so after a crash either all of the batch is applied or none.
+//
+// Entries at or below the stored applied index are skipped (a replay): a command gets a
+// *Result with Err ErrAlreadyApplied, anything else nil. Other entries that are not
+// commands (configuration changes) advance the index and get nil. A command that fails
+// to decode or validate gets a *Result with Err and writes nothing, and the rest of the
+// batch still applies.
+//
+// A failure to write the transaction panics: raft has handed these entries over and
+// cannot be told to retry, and carrying on would acknowledge state that is not on disk.
+func (s *Store) ApplyBatch(logs []*raft.Log) []any {
+	resps := make([]any, len(logs))
+	if len(logs) == 0 {
+		return resps
+	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		panic("fsm: cannot persist applied entries: store is closed (close raft before the store)")
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: cannot persist applied entries: begin: %v", err))
+	}
+	a := &s.ap
+	a.begin(tx)
+	defer a.end()
+
+	results := make([]Result, len(logs)) // one allocation for the batch's responses
+	start := s.applied.Load()
+	applied := start
+	for i, l := range logs {
+		if l.Index <= applied {
+			if l.Type == raft.LogCommand {
+				results[i] = Result{Index: l.Index, Err: ErrAlreadyApplied}
+				resps[i] = &results[i]
+			}
+			continue
+		}
+		applied = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if err := a.apply(l, &results[i]); err != nil {
+			_ = tx.Rollback()
+			panic(fmt.Sprintf("fsm: cannot persist applied entries: index %d: %v", l.Index, err))
+		}
+		resps[i] = &results[i]
+	}
+	if applied == start {
+		_ = tx.Rollback()
+		return resps
+	}
+	if err := a.finish(applied); err != nil {
+		_ = tx.Rollback()
+		panic(fmt.Sprintf("fsm: cannot persist applied entries: %v", err))
+	}
+	if err := tx.Commit(); err != nil {
+		panic(fmt.Sprintf("fsm: cannot persist applied entries %d..%d: commit: %v", start+1, applied, err))
+	}
+	s.setApplied(applied)
+	return resps
+}
+
+// applier holds what one batch needs, reused from batch to batch so the apply path
+// allocates little. Used only on the FSM goroutine.
+type applier struct {
+	store *Store
+	// clock is the log clock: the highest Time of the commands applied so far (duplicates,
+	// rejected and no-op commands do not count). Dedup expiry uses it rather than each
+	// entry's own Time so that a proposer whose clock is behind its predecessor's cannot
+	// move time backwards.
+	clock      int64
+	batchClock int64 // clock at the start of the batch, to know whether to persist it
+
+	meta, objects, objectMeta, alarms              *bolt.Bucket
+	dedup, dedupExpiry, dedupClients, dedupPending *bolt.Bucket
+
+	cmd       Command // decoded entry; its slices alias the log entry's Data
+	ops       []Op    // backing array of cmd.Ops, kept across entries and batches
+	arena     arena
+	dedupKey  [ClientIDLen + 8]byte
+	expiryKey [8 + ClientIDLen + 8]byte
+	alarmKey  [8 + IDLen]byte
+	client    [ClientIDLen]byte
+}
+
+func (a *applier) begin(tx *bolt.Tx) {
+	a.meta = tx.Bucket(bucketMeta)
+	a.objects = tx.Bucket(bucketObjects)
+	a.objectMeta = tx.Bucket(bucketObjectMeta)
+	a.alarms = tx.Bucket(bucketAlarms)
+	a.dedup = tx.Bucket(bucketDedup)
+	a.dedupExpiry = tx.Bucket(bucketDedupExpiry)
+	a.dedupClients = tx.Bucket(bucketDedupClients)
+	a.dedupPending = tx.Bucket(bucketDedupPending)
+	a.batchClock = a.clock
+	if a.meta == nil || a.objects == nil || a.objectMeta == nil || a.alarms == nil ||
+		a.dedup == nil || a.dedupExpiry == nil || a.dedupClients == nil || a.dedupPending == nil {
+		panic("fsm: layout checked at open has lost a bucket")
+	}
+}
+
+// end drops the batch's references: the transaction is over, so the arena may be reused,
+// and the scratch command must not keep the batch's log entries alive.
+func (a *applier) end() {
+	a.meta, a.objects, a.objectMeta, a.alarms = nil, nil, nil, nil
+	a.dedup, a.dedupExpiry, a.dedupClients, a.dedupPending = nil, nil, nil, nil
+	clear(a.ops[:cap(a.ops)])
+	a.cmd = Command{}
+	a.arena.reset()
+}
+
+// finish records the batch's applied index and log clock.
+func (a *applier) finish(applied uint64) error {
+	v := a.arena.alloc(8)
+	putUint64(v, applied)
+	if err := a.meta.Put(keyApplied, v); err != nil {
+		return err
+	}
+	if a.clock != a.batchClock {
+		v := a.arena.alloc(8)
+		putUint64(v, uint64(a.clock))
+		if err := a.meta.Put(keyClock, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply applies one command entry, filling res. A returned error means the transaction
+// cannot be committed; a deterministic rejection is res.Err instead.
+func (a *applier) apply(l *raft.Log, res *Result) error {
+	res.Index = l.Index
+	c := &a.cmd
+	c.Ops = a.ops[:0]
+	err := decodeCommand(l.Data, c)
+	if cap(c.Ops) > cap(a.ops) {
+		a.ops = c.Ops[:0]
+	}
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		res.Err = err
+		a.store.log.Debug("fsm: rejected command", "index", l.Index, "err", err)
+		return nil
+	}
+	if c.isNoop() {
+		return nil
+	}
+
+	var rec clientRecord
+	if len(c.Client) != 0 {
+		v := a.dedup.Get(a.makeDedupKey(c.Client, c.Seq))
+		if v != nil {
+			if len(v) < 8 {
+				return errCorrupt("dedup", len(v))
+			}
+			m, err := a.loadObjectMeta(c.Object)
+			if err != nil {
+				return err
+			}
+			res.Duplicate = true
+			res.Version = m.version
+			res.Result = bytes.Clone(v[8:])
+			return nil
+		}
+		if rec, err = decodeClientRecord(a.dedupClients.Get(c.Client)); err != nil {
+			return err
+		}
+		if c.Seq < rec.floor {
+			res.Err = fmt.Errorf("%w: seq %d, client acknowledged every seq below %d", ErrStaleSequence, c.Seq, rec.floor)
+			return nil
+		}
+	}
+
+	m, err := a.loadObjectMeta(c.Object)
+	if err != nil {
+		return err
+	}
+	if c.Version != 0 && c.Version != m.version+1 {
+		res.Err = fmt.Errorf("%w: command makes version %d, object is at %d", ErrVersionConflict, c.Version, m.version)
+		res.Version = m.version
+		return nil
+	}
+	if err := a.applyOps(c, &m); err != nil {
+		return err
+	}
+	m.version++
+	if err := a.objectMeta.Put(c.Object, m.appendTo(a.arena.alloc(16)[:0])); err != nil {
+		return err
+	}
+	a.clock = max(a.clock, c.Time)
+
+	budget := dedupGCPerCommand
+	if len(c.Client) != 0 {
+		if err := a.recordDedup(c, rec, &budget); err != nil {
+			return err
+		}
+	}
+	if err := a.collectDedup(&budget); err != nil {
+		return err
+	}
+	res.Version = m.version
+	res.Result = c.Result
+	return nil
+}
+
+func (a *applier) loadObjectMeta(id []byte) (objectMeta, error) {
+	return decodeObjectMeta(a.objectMeta.Get(id))
+}
+
+// applyOps applies c's ops to the object's bucket and m's alarm, then brings the alarm
+// index in line with the alarm's final state.
+func (a *applier) applyOps(c *Command, m *objectMeta) error {
+	id := c.Object
+	before := *m
+	ob := a.objects.Bucket(id)
+	deleted := false
+	var err error
+	for i := range c.Ops {
+		op := &c.Ops[i]
+		switch op.Kind {
+		case OpPut:
+			if ob == nil {
+				if ob, err = a.objects.CreateBucket(id); err != nil {
+					return err
+				}
+			}
+			v := op.Value
+			if v == nil {
+				v = emptyValue
+			}
+			err = ob.Put(op.Key, v)
+		case OpDelete:
+			if ob != nil {
+				err = ob.Delete(op.Key)
+				deleted = true
+			}
+		case OpDeleteAll:
+			if ob != nil {
+				err = a.objects.DeleteBucket(id)
+				ob = nil
+			}
+			m.hasAlarm, m.alarm = false, 0
+		case OpSetAlarm:
+			m.hasAlarm, m.alarm = true, op.Alarm
+		case OpDeleteAlarm:
+			m.hasAlarm, m.alarm = false, 0
+		default:
+			panic(fmt.Sprintf("fsm: validated command has op kind %d", op.Kind))
+		}
+		if err != nil {
+			return fmt.Errorf("op %d (%v): %w", i, op.Kind, err)
+		}
+	}
+	// An object without keys keeps no bucket: only its object-meta record remains.
+	if deleted && ob != nil {
+		if k, _ := ob.Cursor().First(); k == nil {
+			if err := a.objects.DeleteBucket(id); err != nil {
+				return err
+			}
+		}
+	}
+	if before.hasAlarm == m.hasAlarm && before.alarm == m.alarm {
+		return nil
+	}
+	if before.hasAlarm {
+		if err := a.alarms.Delete(a.makeAlarmKey(before.alarm, id)); err != nil {
+			return err
+		}
+	}
+	if m.hasAlarm {
+		return a.alarms.Put(a.makeAlarmKey(m.alarm, id), emptyValue)
+	}
+	return nil
+}
+
+func (a *applier) makeDedupKey(client []byte, seq uint64) []byte {
+	k := a.dedupKey[:]
+	copy(k, client)
+	putUint64(k[ClientIDLen:], seq)
+	return k
+}
+
+// makeExpiryKey builds the dedup-expiry key from the stored time (already a timeKey).
+func (a *applier) makeExpiryKey(tk, client []byte, seq uint64) []byte {
+	k := a.expiryKey[:]
+	copy(k, tk[:8])
+	copy(k[8:], client)
+	putUint64(k[8+ClientIDLen:], seq)
+	return k
+}
+
+func (a *applier) makeAlarmKey(at int64, id []byte) []byte {
+	k := a.alarmKey[:]
+	timeKey(k, at)
+	copy(k[8:], id)
+	return k
+}
+
+// arena hands out byte slices for values written in the current transaction. bbolt keeps
+// a reference to each value until commit, so values cannot share one reused buffer, but
+// they can share chunks that are recycled once the transaction is over.
+type arena struct{ buf []byte }
+
+const arenaChunk = 64 << 10
+
+func (ar *arena) alloc(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, n)
+	}
+	if cap(ar.buf)-len(ar.buf) < n {
+		// Slices already handed out keep the old chunk alive until commit.
+		ar.buf = make([]byte, 0, arenaChunk)
+	}
+	l := len(ar.buf)
+	ar.buf = ar.buf[:l+n]
+	return ar.buf[l : l+n : l+n]
+}
+
+// reset recycles the current chunk; only once no transaction references it.
+func (ar *arena) reset() { ar.buf = ar.buf[:0] }

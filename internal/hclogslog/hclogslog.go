@@ -1,0 +1,131 @@
+// Package hclogslog routes hashicorp's hclog (used by hashicorp/raft) into log/slog, so a
+// node has one logging pipeline with structured fields.
+//
+// Raft is chatty at Info about routine events of every group; the adapter keeps hclog's
+// levels but lets the caller raise the floor for raft alone (Options.MinLevel).
+package hclogslog
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// New returns an hclog.Logger that writes to l. Records below min are dropped before any
+// formatting work is done.
+func New(l *slog.Logger, name string, min slog.Level) hclog.Logger {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	a := &adapter{l: l, name: name, min: min}
+	if name != "" {
+		a.l = l.With("logger", name)
+	}
+	return a
+}
+
+type adapter struct {
+	l       *slog.Logger
+	name    string
+	min     slog.Level
+	implied []any
+}
+
+var _ hclog.Logger = (*adapter)(nil)
+
+func toSlog(level hclog.Level) slog.Level {
+	switch level {
+	case hclog.Trace:
+		return slog.LevelDebug - 4
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Info, hclog.NoLevel, hclog.DefaultLevel:
+		return slog.LevelInfo
+	case hclog.Warn:
+		return slog.LevelWarn
+	default:
+		return slog.LevelError
+	}
+}
+
+func (a *adapter) enabled(l slog.Level) bool {
+	return l >= a.min && a.l.Enabled(context.Background(), l)
+}
+
+func (a *adapter) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Off {
+		return
+	}
+	if l := toSlog(level); a.enabled(l) {
+		a.l.Log(context.Background(), l, msg, args...)
+	}
+}
+
+func (a *adapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
+func (a *adapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
+func (a *adapter) Info(msg string, args ...any)  { a.Log(hclog.Info, msg, args...) }
+func (a *adapter) Warn(msg string, args ...any)  { a.Log(hclog.Warn, msg, args...) }
+func (a *adapter) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
+
+func (a *adapter) IsTrace() bool { return a.enabled(toSlog(hclog.Trace)) }
+func (a *adapter) IsDebug() bool { return a.enabled(slog.LevelDebug) }
+func (a *adapter) IsInfo() bool  { return a.enabled(slog.LevelInfo) }
+func (a *adapter) IsWarn() bool  { return a.enabled(slog.LevelWarn) }
+func (a *adapter) IsError() bool { return a.enabled(slog.LevelError) }
+
+func (a *adapter) ImpliedArgs() []any { return a.implied }
+
+func (a *adapter) With(args ...any) hclog.Logger {
+	c := *a
+	c.l = a.l.With(args...)
+	c.implied = append(append([]any(nil), a.implied...), args...)
+	return &c
+}
+
+func (a *adapter) Name() string { return a.name }
+
+func (a *adapter) Named(name string) hclog.Logger {
+	if a.name != "" {
+		name = a.name + "." + name
+	}
+	c := *a
+	c.name = name
+	c.l = a.l.With("logger", name)
+	return &c
+}
+
+func (a *adapter) ResetNamed(name string) hclog.Logger {
+	c := *a
+	c.name = name
+	c.l = a.l.With("logger", name)
+	return &c
+}
+
+// SetLevel is accepted for interface compatibility; the slog handler owns the level.
+func (a *adapter) SetLevel(hclog.Level) {}
+
+func (a *adapter) GetLevel() hclog.Level {
+	switch {
+	case a.IsTrace():
+		return hclog.Trace
+	case a.IsDebug():
+		return hclog.Debug
+	case a.IsInfo():
+		return hclog.Info
+	case a.IsWarn():
+		return hclog.Warn
+	default:
+		return hclog.Error
+	}
+}
+
+func (a *adapter) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
+	return slog.NewLogLogger(a.l.Handler(), slog.LevelInfo)
+}
+
+func (a *adapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return a.StandardLogger(nil).Writer()
+}

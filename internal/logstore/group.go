@@ -1,0 +1,226 @@
+package logstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// ErrKeyNotFound is returned by GroupStore.Get and GetUint64 for a key that
+// was never set. Its message is exactly "not found", never wrapped:
+// hashicorp/raft recognises a missing stable key by comparing err.Error()
+// with that string (the convention of raft-boltdb), at startup for
+// CurrentTerm and on every vote for LastVoteTerm/LastVoteCand.
+var ErrKeyNotFound = errors.New("not found")
+
+// GroupStore is the log and stable store of one Raft group inside a Store.
+// It implements raft.LogStore and raft.StableStore and is safe for
+// concurrent use. Writes block until committed and fsynced (unless
+// Options.NoSync) together with whatever other groups queued meanwhile.
+type GroupStore struct {
+	s    *Store
+	id   uint64
+	name [groupBucketNameSize]byte
+
+	// first and last mirror the log bucket's bounds (0 when empty). They
+	// are loaded by Store.Group and then written only by the writer
+	// goroutine, after the commit that changed them and before the writes
+	// in it are acknowledged.
+	first, last atomic.Uint64
+}
+
+var (
+	_ raft.LogStore    = (*GroupStore)(nil)
+	_ raft.StableStore = (*GroupStore)(nil)
+)
+
+// ID returns the group's ID.
+func (g *GroupStore) ID() uint64 { return g.id }
+
+func (g *GroupStore) logBucket(tx *bbolt.Tx) *bbolt.Bucket {
+	if top := tx.Bucket(g.name[:]); top != nil {
+		return top.Bucket(logBucket)
+	}
+	return nil
+}
+
+func (g *GroupStore) stableBucket(tx *bbolt.Tx) *bbolt.Bucket {
+	if top := tx.Bucket(g.name[:]); top != nil {
+		return top.Bucket(stableBucket)
+	}
+	return nil
+}
+
+// FirstIndex returns the first index in the log, 0 if it is empty.
+func (g *GroupStore) FirstIndex() (uint64, error) {
+	if g.s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return g.first.Load(), nil
+}
+
+// LastIndex returns the last index in the log, 0 if it is empty.
+func (g *GroupStore) LastIndex() (uint64, error) {
+	if g.s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return g.last.Load(), nil
+}
+
+// GetLog reads the entry at index into log. It returns raft.ErrLogNotFound,
+// unwrapped, if there is none.
+func (g *GroupStore) GetLog(index uint64, log *raft.Log) error {
+	err := g.s.view(func(tx *bbolt.Tx) error {
+		b := g.logBucket(tx)
+		if b == nil {
+			return raft.ErrLogNotFound
+		}
+		v := b.Get(indexKey(index))
+		if v == nil {
+			return raft.ErrLogNotFound
+		}
+		if err := decodeLog(v, log); err != nil {
+			return err
+		}
+		if log.Index != index {
+			return fmt.Errorf("%w: record stored under index %d holds index %d", ErrCorrupt, index, log.Index)
+		}
+		return nil
+	})
+	switch {
+	case err == nil, err == raft.ErrLogNotFound, err == ErrClosed:
+		return err
+	default:
+		return fmt.Errorf("logstore: group %d: log %d: %w", g.id, index, err)
+	}
+}
+
+// StoreLog stores one entry; see StoreLogs.
+func (g *GroupStore) StoreLog(log *raft.Log) error {
+	return g.StoreLogs([]*raft.Log{log})
+}
+
+// StoreLogs stores entries, replacing any at the same indexes. It is atomic
+// (all or none are stored) and durable when it returns nil. Indexes need not
+// follow the current last index: raft leaves a gap after installing a
+// snapshot.
+func (g *GroupStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		if g.s.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	r := getRequest(g, opStoreLogs)
+	size := 0
+	for i, l := range logs {
+		if l == nil {
+			putRequest(r)
+			return fmt.Errorf("logstore: group %d: StoreLogs: nil log at position %d", g.id, i)
+		}
+		size += maxRecordSize(l)
+	}
+	r.keys = slices.Grow(r.keys, len(logs)*indexKeySize)
+	r.recs = slices.Grow(r.recs, size)
+	for _, l := range logs {
+		r.keys = binary.BigEndian.AppendUint64(r.keys, l.Index)
+		start := len(r.recs)
+		r.recs = appendLog(r.recs, l)
+		if len(r.recs)-start > bbolt.MaxValueSize {
+			putRequest(r)
+			return fmt.Errorf("logstore: group %d: log %d: %w", g.id, l.Index, berrors.ErrValueTooLarge)
+		}
+		r.ends = append(r.ends, len(r.recs))
+	}
+	return g.s.submit(r)
+}
+
+// DeleteRange deletes the entries with indexes in [min, max]. Raft uses it
+// at both ends of the log: at the head to compact after a snapshot and at the
+// tail to truncate entries that conflict with a new leader's. Deleting
+// indexes that do not exist is not an error.
+func (g *GroupStore) DeleteRange(min, max uint64) error {
+	if min > max {
+		if g.s.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	r := getRequest(g, opDeleteRange)
+	r.min, r.max = min, max
+	return g.s.submit(r)
+}
+
+// Set stores val under key, durably when it returns nil.
+func (g *GroupStore) Set(key, val []byte) error {
+	switch {
+	case len(key) == 0:
+		return fmt.Errorf("logstore: group %d: Set: %w", g.id, berrors.ErrKeyRequired)
+	case len(key) > bbolt.MaxKeySize:
+		return fmt.Errorf("logstore: group %d: Set: key of %d bytes: %w", g.id, len(key), berrors.ErrKeyTooLarge)
+	case int64(len(val)) > bbolt.MaxValueSize:
+		return fmt.Errorf("logstore: group %d: Set: value of %d bytes: %w", g.id, len(val), berrors.ErrValueTooLarge)
+	}
+	r := getRequest(g, opSet)
+	r.keys = append(r.keys, key...)
+	r.recs = append(r.recs, val...)
+	return g.s.submit(r)
+}
+
+// Get returns a copy of the value stored under key, or ErrKeyNotFound. A
+// value set to an empty slice reads back as a non-nil empty slice.
+func (g *GroupStore) Get(key []byte) ([]byte, error) {
+	var val []byte
+	found := false
+	err := g.s.view(func(tx *bbolt.Tx) error {
+		b := g.stableBucket(tx)
+		if b == nil {
+			return nil
+		}
+		// A cursor rather than b.Get: Get's nil result does not tell a
+		// missing key from an empty value.
+		k, v := b.Cursor().Seek(key)
+		if k != nil && bytes.Equal(k, key) {
+			found = true
+			val = append([]byte{}, v...)
+		}
+		return nil
+	})
+	if err == ErrClosed {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logstore: group %d: get stable key: %w", g.id, err)
+	}
+	if !found {
+		return nil, ErrKeyNotFound
+	}
+	return val, nil
+}
+
+// SetUint64 stores v under key as 8 big-endian bytes.
+func (g *GroupStore) SetUint64(key []byte, v uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return g.Set(key, b[:])
+}
+
+// GetUint64 returns the value stored by SetUint64 under key, or 0 and
+// ErrKeyNotFound.
+func (g *GroupStore) GetUint64(key []byte) (uint64, error) {
+	v, err := g.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("logstore: group %d: stable key %q: %w: uint64 value of %d bytes", g.id, key, ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
