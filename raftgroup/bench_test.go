@@ -1,0 +1,99 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duro-db/duro/fsm"
+)
+
+func withSync() clusterOpt { return func(c *Config) { c.NoSync = false; c.Timing = Timing{} } }
+
+// benchPropose measures commits/s of 1 KiB single-object commands on a 3-node in-process
+// cluster with fsync on, from b.N proposals spread over the given groups by parallel callers.
+func benchPropose(b *testing.B, groups []uint64, callers int) {
+	c := newCluster(b, 3, withGroups(16), withSync())
+	c.waitAllLeaders()
+	var mu sync.Mutex
+	leaders := map[uint64]*Group{}
+	for _, gid := range groups {
+		leaders[gid] = c.nodes[c.leader(gid)].Group(gid)
+	}
+	leaderOf := func(gid uint64, refresh bool) *Group {
+		mu.Lock()
+		defer mu.Unlock()
+		if refresh {
+			leaders[gid] = c.nodes[c.leader(gid)].Group(gid) // moved by the balancer
+		}
+		return leaders[gid]
+	}
+	value := make([]byte, 1024)
+	var next atomic.Int64
+	b.SetBytes(1024)
+	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		obj := randomID()
+		for pb.Next() {
+			i := next.Add(1)
+			gid := groups[int(i)%len(groups)]
+			cmd := &fsm.Command{Object: obj, Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte(fmt.Sprint(i)), Value: value}}, Time: time.Now().UnixNano()}
+			for {
+				_, err := leaderOf(gid, false).Propose(context.Background(), cmd)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrNotLeader) {
+					b.Fatal(err)
+				}
+				leaderOf(gid, true)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+}
+
+// Baseline figures for the performance work: one group versus all 16 at once.
+func BenchmarkProposeOneGroup(b *testing.B) {
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) { benchPropose(b, []uint64{1}, callers) })
+	}
+}
+
+func BenchmarkProposeAllGroups(b *testing.B) {
+	all := make([]uint64, 16)
+	for i := range all {
+		all[i] = uint64(i + 1)
+	}
+	for _, callers := range []int{16, 128} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) { benchPropose(b, all, callers) })
+	}
+}
+
+// BenchmarkIdle reports the CPU an idle 3-node cluster at the default group count uses, as a
+// percentage of one core, and the goroutines it runs. b.N is ignored: one 10 s sample.
+func BenchmarkIdle(b *testing.B) {
+	c := newCluster(b, 3, withGroups(DefaultGroups), withSync())
+	c.waitAllLeaders()
+	time.Sleep(5 * time.Second) // let leadership balancing finish before sampling
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b.ResetTimer()
+	start, t0 := cpu(), time.Now()
+	time.Sleep(10 * time.Second)
+	used, wall := cpu()-start, time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(100*used.Seconds()/wall.Seconds(), "%cpu")
+	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+}

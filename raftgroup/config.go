@@ -1,0 +1,217 @@
+package raftgroup
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults for a cluster's shape. They are fixed when the cluster is created: every node
+// must be started with the same values (the data dir records them and refuses others).
+const (
+	DefaultGroups   = 16
+	DefaultReplicas = 3
+	DefaultSlots    = 4096
+
+	MaxGroups = 1024
+	MaxSlots  = 65536
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Peer is one node of the cluster: its stable ID and the address its peers and clients dial.
+type Peer struct {
+	ID   string
+	Addr string
+}
+
+// ParsePeers parses "id=host:port,id=host:port,...".
+func ParsePeers(s string) ([]Peer, error) {
+	var peers []Peer
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("%w: peer %q: want id=host:port", ErrInvalidConfig, part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%w: peer %q: %v", ErrInvalidConfig, part, err)
+		}
+		peers = append(peers, Peer{ID: id, Addr: addr})
+	}
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("%w: empty peers list", ErrInvalidConfig)
+	}
+	return peers, nil
+}
+
+// FormatPeers is the inverse of ParsePeers.
+func FormatPeers(peers []Peer) string {
+	parts := make([]string, len(peers))
+	for i, p := range peers {
+		parts[i] = p.ID + "=" + p.Addr
+	}
+	return strings.Join(parts, ",")
+}
+
+// Timing holds the Raft timers of every group. hashicorp/raft's defaults are tuned for one
+// group per process; with tens of groups per node the per-group fixed costs (a heartbeat per
+// follower every HeartbeatTimeout/10, an AppendEntries per follower every CommitTimeout even
+// when idle) dominate idle CPU, so duro stretches the idle timers and keeps the election
+// timers near the defaults, which bound failover time.
+type Timing struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	// BalanceInterval is how often a leader checks whether a group it leads should be
+	// handed to the group's preferred leader.
+	BalanceInterval time.Duration
+}
+
+// DefaultTiming is used for zero fields of Config.Timing. See ARCHITECTURE.md for the reasoning.
+func DefaultTiming() Timing {
+	return Timing{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      250 * time.Millisecond,
+		SnapshotInterval:   60 * time.Second,
+		SnapshotThreshold:  16384,
+		TrailingLogs:       8192,
+		BalanceInterval:    2 * time.Second,
+	}
+}
+
+func (t Timing) withDefaults() Timing {
+	d := DefaultTiming()
+	set := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&t.HeartbeatTimeout, d.HeartbeatTimeout)
+	set(&t.ElectionTimeout, d.ElectionTimeout)
+	set(&t.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
+	set(&t.CommitTimeout, d.CommitTimeout)
+	set(&t.SnapshotInterval, d.SnapshotInterval)
+	set(&t.BalanceInterval, d.BalanceInterval)
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if t.TrailingLogs == 0 {
+		t.TrailingLogs = d.TrailingLogs
+	}
+	return t
+}
+
+// Config configures one node.
+type Config struct {
+	ID      string // this node's ID; must appear in Peers
+	DataDir string
+	Peers   []Peer // every node of the cluster, this one included
+
+	Groups   int // data groups; 0 = DefaultGroups
+	Replicas int // replicas per data group; 0 = min(DefaultReplicas, len(Peers))
+	Slots    int // 0 = DefaultSlots
+
+	Timing Timing
+	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
+	NoSync bool
+	Logger *slog.Logger
+	// RaftLogLevel is the lowest level of hashicorp/raft's own records that reach Logger.
+	// Raft logs routine events of every group at Info; the default is Warn.
+	RaftLogLevel slog.Level
+}
+
+func (c Config) withDefaults() Config {
+	if c.Groups == 0 {
+		c.Groups = DefaultGroups
+	}
+	if c.Replicas == 0 {
+		c.Replicas = min(DefaultReplicas, len(c.Peers))
+	}
+	if c.Slots == 0 {
+		c.Slots = DefaultSlots
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RaftLogLevel == 0 {
+		c.RaftLogLevel = slog.LevelWarn
+	}
+	c.Timing = c.Timing.withDefaults()
+	c.Peers = append([]Peer(nil), c.Peers...)
+	sort.Slice(c.Peers, func(i, j int) bool { return c.Peers[i].ID < c.Peers[j].ID })
+	return c
+}
+
+// Validate reports the first problem with c (after defaults are applied), wrapping
+// ErrInvalidConfig, in words meant for the operator.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.ID == "" {
+		return bad("node ID is empty")
+	}
+	if c.DataDir == "" {
+		return bad("data dir is empty")
+	}
+	if len(c.Peers) == 0 {
+		return bad("peers list is empty")
+	}
+	seenID := map[string]bool{}
+	seenAddr := map[string]bool{}
+	self := false
+	for _, p := range c.Peers {
+		if seenID[p.ID] {
+			return bad("peer ID %q appears twice", p.ID)
+		}
+		if seenAddr[p.Addr] {
+			return bad("peer address %q appears twice", p.Addr)
+		}
+		seenID[p.ID], seenAddr[p.Addr] = true, true
+		if p.ID == c.ID {
+			self = true
+		}
+	}
+	if !self {
+		return bad("peers list does not name this node (%q)", c.ID)
+	}
+	if c.Groups < 1 || c.Groups > MaxGroups {
+		return bad("groups must be in 1..%d, got %d", MaxGroups, c.Groups)
+	}
+	if c.Replicas < 1 || c.Replicas > len(c.Peers) {
+		return bad("replicas must be in 1..%d (the number of peers), got %d", len(c.Peers), c.Replicas)
+	}
+	if c.Slots < c.Groups || c.Slots > MaxSlots {
+		return bad("slots must be in %d..%d (at least one per group), got %d", c.Groups, MaxSlots, c.Slots)
+	}
+	t := c.Timing
+	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
+		return bad("leader lease timeout (%v) exceeds heartbeat timeout (%v)", t.LeaderLeaseTimeout, t.HeartbeatTimeout)
+	}
+	return nil
+}
+
+func (c Config) self() Peer {
+	for _, p := range c.Peers {
+		if p.ID == c.ID {
+			return p
+		}
+	}
+	return Peer{}
+}

@@ -1,0 +1,363 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/hclogslog"
+	"github.com/duro-db/duro/internal/logstore"
+	"github.com/duro-db/duro/transport"
+)
+
+// Node hosts this process's replicas of the meta group and of the data groups the
+// placement assigns to it, all sharing one listener (transport.Mux) and one log store.
+type Node struct {
+	cfg       Config
+	placement Placement
+	mux       *transport.Mux
+	logs      *logstore.Store
+	log       *slog.Logger
+
+	groups map[uint64]*Group // immutable after Start
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      sync.WaitGroup
+}
+
+// Start opens (or creates) the node's data dir, starts a replica of every group placed on
+// it, and bootstraps those groups if the data dir is new. It returns without waiting for
+// elections: use WaitReady.
+//
+// Bootstrap is static and idempotent: every node derives the same initial configuration
+// of every group from the same peers list and shape (see Plan), so each bootstraps its own
+// replicas independently, and a restart with existing state skips it.
+func Start(cfg Config, mux *transport.Mux) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg:       cfg,
+		placement: Plan(cfg),
+		mux:       mux,
+		log:       cfg.Logger.With("node", cfg.ID),
+		groups:    map[uint64]*Group{},
+		stop:      make(chan struct{}),
+	}
+	fresh, err := checkIdentity(cfg, n.placement.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	ids := make([]uint64, 0, len(n.placement.Replicas))
+	for gid := range n.placement.Replicas {
+		if n.placement.Hosts(cfg.ID, gid) {
+			ids = append(ids, gid)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, gid := range ids {
+		g, err := n.openGroup(gid, fresh)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("group %d: %w", gid, err)
+		}
+		n.groups[gid] = g
+	}
+	n.done.Add(1)
+	go n.balance()
+	n.log.Info("node started", "cluster", n.placement.ClusterID, "groups", len(ids), "fresh", fresh)
+	return n, nil
+}
+
+func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
+	dir := filepath.Join(n.cfg.DataDir, "groups", strconv.FormatUint(gid, 10))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	glog := n.log.With("group", gid)
+	hlog := hclogslog.New(glog, "raft", n.cfg.RaftLogLevel)
+
+	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync, Logger: glog})
+	if err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		state.Close()
+		return nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	logs, err := n.logs.Group(gid)
+	if err != nil {
+		state.Close()
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+
+	t := n.cfg.Timing
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	rc.CommitTimeout = t.CommitTimeout
+	rc.SnapshotInterval = t.SnapshotInterval
+	rc.SnapshotThreshold = t.SnapshotThreshold
+	rc.TrailingLogs = t.TrailingLogs
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true
+	// The state machine is persistent and records its applied index atomically with the
+	// data, so on restart raft need not (and must not, for speed) rebuild it from the last
+	// snapshot — unless the state is older than that snapshot (e.g. lost with its disk),
+	// when only the snapshot can bring it forward: the log before it is gone.
+	if snapIndex := latestSnapshotIndex(snaps); state.AppliedIndex() >= snapIndex {
+		rc.NoSnapshotRestoreOnStart = true
+	}
+
+	trans := transport.NewRaftTransport(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog)
+	r, err := raft.NewRaft(rc, state, logs, logs, snaps, trans)
+	if err != nil {
+		trans.Close()
+		state.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	g := &Group{id: gid, node: n, raft: r, state: state, logs: logs, trans: trans, log: glog,
+		failed: map[raft.ServerID]bool{}, stop: make(chan struct{})}
+
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		g.shutdown()
+		return nil, err
+	}
+	if !has {
+		if !fresh {
+			n.log.Warn("group has no raft state in an existing data dir; bootstrapping it", "group", gid)
+		}
+		var servers []raft.Server
+		for _, id := range n.placement.Replicas[gid] {
+			servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(n.addrOf(id))})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			g.shutdown()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	obs := make(chan raft.Observation, 64)
+	r.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	}))
+	g.done.Add(2)
+	go g.watchLeadership()
+	go g.watchHeartbeats(obs)
+	return g, nil
+}
+
+func latestSnapshotIndex(s raft.SnapshotStore) uint64 {
+	metas, err := s.List()
+	if err != nil || len(metas) == 0 {
+		return 0
+	}
+	return metas[0].Index
+}
+
+func (g *Group) shutdown() {
+	close(g.stop)
+	if err := g.raft.Shutdown().Error(); err != nil {
+		g.log.Warn("raft shutdown", "err", err)
+	}
+	g.done.Wait()
+	if c, ok := g.trans.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	if err := g.state.Close(); err != nil {
+		g.log.Warn("close state", "err", err)
+	}
+}
+
+func (n *Node) addrOf(id string) string {
+	for _, p := range n.cfg.Peers {
+		if p.ID == id {
+			return p.Addr
+		}
+	}
+	return ""
+}
+
+// ID returns this node's ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Config returns the node's configuration, defaults applied.
+func (n *Node) Config() Config { return n.cfg }
+
+// Placement returns the cluster's placement.
+func (n *Node) Placement() Placement { return n.placement }
+
+// Group returns this node's replica of gid, or nil.
+func (n *Node) Group(gid uint64) *Group { return n.groups[gid] }
+
+// Groups returns this node's replicas, ordered by ID.
+func (n *Node) Groups() []*Group {
+	out := make([]*Group, 0, len(n.groups))
+	for _, g := range n.groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// Leading returns the data groups this node currently serves as leader.
+func (n *Node) Leading() []uint64 {
+	var out []uint64
+	for _, g := range n.Groups() {
+		if _, ok := g.LeaderTerm(); ok && g.id != MetaGroup {
+			out = append(out, g.id)
+		}
+	}
+	return out
+}
+
+// Serving returns the group replica this node leads, or a *NotLeaderError naming the
+// leader it knows of, or ErrNoGroup (as a *NotLeaderError with no hint, since the caller
+// should go elsewhere) when it hosts no replica of gid.
+func (n *Node) Serving(gid uint64) (*Group, error) {
+	g := n.groups[gid]
+	if g == nil {
+		return nil, &NotLeaderError{Group: gid}
+	}
+	if _, ok := g.LeaderTerm(); !ok {
+		return nil, g.notLeader()
+	}
+	return g, nil
+}
+
+// WaitReady waits until every group this node hosts has a known leader that is serving.
+// It is meant for tests and startup probes.
+func (n *Node) WaitReady(ctx context.Context) error {
+	for {
+		ready := true
+		for _, g := range n.groups {
+			if id, _ := g.Leader(); id == "" {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for group leaders: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// onLeader runs when g starts serving. The first serving leader of the meta group writes
+// the cluster record, so the placement lives in replicated state.
+func (n *Node) onLeader(g *Group) {
+	if g.id != MetaGroup {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.recordCluster(ctx, g); err != nil && !errors.Is(err, ErrNotLeader) {
+			n.log.Warn("record cluster in meta group", "err", err)
+		}
+	}()
+}
+
+// balance hands each group this node leads to the group's preferred leader once that node
+// is reachable, so leadership spreads evenly (Plan) and returns to a node after it restarts.
+func (n *Node) balance() {
+	defer n.done.Done()
+	backoff := map[uint64]time.Time{}
+	for {
+		d := n.cfg.Timing.BalanceInterval
+		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(d):
+		}
+		for _, g := range n.Groups() {
+			if _, ok := g.LeaderTerm(); !ok {
+				continue
+			}
+			pref := n.placement.Replicas[g.id][0]
+			if pref == n.cfg.ID || time.Now().Before(backoff[g.id]) {
+				continue
+			}
+			// Give heartbeats time to report an unreachable follower before trusting silence.
+			if time.Since(time.Unix(0, g.leaderSince.Load())) < 3*n.cfg.Timing.HeartbeatTimeout || g.peerFailing(pref) {
+				continue
+			}
+			n.log.Debug("handing leadership to preferred leader", "group", g.id, "to", pref)
+			err := g.raft.LeadershipTransferToServer(raft.ServerID(pref), raft.ServerAddress(n.addrOf(pref))).Error()
+			if err != nil {
+				backoff[g.id] = time.Now().Add(30 * time.Second)
+				n.log.Debug("leadership transfer failed", "group", g.id, "to", pref, "err", err)
+			}
+		}
+	}
+}
+
+// Close shuts down every group and the log store. It does not close the Mux.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.done.Wait()
+		var wg sync.WaitGroup
+		for _, g := range n.groups {
+			wg.Add(1)
+			go func() { defer wg.Done(); g.shutdown() }()
+		}
+		wg.Wait()
+		if n.logs != nil {
+			if err := n.logs.Close(); err != nil {
+				n.log.Warn("close log store", "err", err)
+			}
+		}
+	})
+	return nil
+}
+
+// Shutdown hands off every group this node leads (so clients see a short blip instead of
+// an election timeout) and then closes the node.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, g := range n.Groups() {
+		if g.raft.State() != raft.Leader || len(n.placement.Replicas[g.id]) < 2 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := g.raft.LeadershipTransfer()
+			_ = waitFuture(ctx, f)
+		}()
+	}
+	wg.Wait()
+	return n.Close()
+}
