@@ -1,0 +1,259 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/wire"
+)
+
+// maxRedirects is how many leader hints in a row a call follows at once before it pauses:
+// hints can chase each other while a group elects a leader.
+const maxRedirects = 3
+
+// Namespace is one class of objects on the cluster.
+type Namespace struct {
+	c     *Client
+	class string
+}
+
+// Namespace returns the Namespace of class.
+func (c *Client) Namespace(class string) *Namespace { return &Namespace{c: c, class: class} }
+
+// Class returns the Namespace's class name.
+func (n *Namespace) Class() string { return n.class }
+
+// IDFromName returns the ID of the object called name. The same class and name give the
+// same ID everywhere, forever.
+func (n *Namespace) IDFromName(name string) ID { return objid.FromName(n.class, name) }
+
+// NewUniqueID returns a new random ID of this class.
+func (n *Namespace) NewUniqueID() ID { return objid.NewUnique(n.class) }
+
+// IDFromString parses the 64-hex-digit form of an ID of this class. The error wraps
+// ErrInvalidID, or ErrWrongClass for an ID minted for another class.
+func (n *Namespace) IDFromString(s string) (ID, error) { return objid.Parse(n.class, s) }
+
+// Get returns a stub of the object id.
+func (n *Namespace) Get(id ID) *Stub { return &Stub{ns: n, id: id} }
+
+// GetByName returns a stub of the object called name. The name travels with each call,
+// so the object sees it (objects.Context.Name).
+func (n *Namespace) GetByName(name string) *Stub {
+	return &Stub{ns: n, id: n.IDFromName(name), name: name}
+}
+
+// Stub calls the methods of one object.
+type Stub struct {
+	ns   *Namespace
+	id   ID
+	name string
+}
+
+// ID returns the object's ID.
+func (s *Stub) ID() ID { return s.id }
+
+// Call calls method with the argument in (nil for none) and decodes the result into out
+// (a pointer; nil to discard it). See the package documentation for retries; the call
+// is bounded by ctx, or by the Client's call timeout if ctx has no deadline.
+func (s *Stub) Call(ctx context.Context, method string, in, out any) error {
+	var args []byte
+	if in != nil {
+		var err error
+		if args, err = marshal(in); err != nil {
+			return fmt.Errorf("%w: encoding the argument %T: %v", ErrBadArgument, in, err)
+		}
+	}
+	res, err := s.invoke(ctx, method, args, false)
+	if err != nil {
+		return err
+	}
+	if out == nil || len(res) == 0 {
+		return nil
+	}
+	if err := unmarshal(res, out); err != nil {
+		return fmt.Errorf("%w: the call succeeded but its result does not decode into %T: %v", ErrBadArgument, out, err)
+	}
+	return nil
+}
+
+// Call calls method of the object behind s with the argument in and returns the result
+// as an Out.
+func Call[Out any](ctx context.Context, s *Stub, method string, in any) (Out, error) {
+	var out Out
+	err := s.Call(ctx, method, in, &out)
+	return out, err
+}
+
+// CallJSON calls method with JSON arguments (empty for none) and returns the JSON
+// result. The node converts, so JSON works with every method; it is meant for tools such
+// as the duro CLI.
+func (s *Stub) CallJSON(ctx context.Context, method string, jsonArgs []byte) ([]byte, error) {
+	return s.invoke(ctx, method, jsonArgs, true)
+}
+
+// invoke runs the call loop: route, send, and retry whatever is safe to retry until a
+// definite answer or the deadline.
+func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bool) ([]byte, error) {
+	c := s.ns.c
+	if err := s.id.Check(s.ns.class); err != nil {
+		return nil, err // ErrInvalidID or ErrWrongClass, without a round trip
+	}
+	if _, ok := ctx.Deadline(); !ok && c.opts.callTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.callTimeout)
+		defer cancel()
+	}
+	seq := c.seqs.begin()
+	defer c.seqs.end(seq)
+	req := wire.Request{Op: wire.OpCall, Call: wire.Call{
+		Class:  s.ns.class,
+		ID:     s.id,
+		Name:   s.name,
+		Method: method,
+		Args:   args,
+		JSON:   isJSON,
+		Client: c.id,
+		Seq:    seq,
+	}}
+
+	var (
+		maybeApplied bool  // some attempt may have taken effect
+		lastErr      error // why the last attempt failed
+		avoid        string
+		redirects    int
+		backoff      = c.opts.minBackoff
+	)
+	pause := func() bool {
+		d := backoff/2 + mrand.N(backoff/2+1)
+		backoff = min(2*backoff, c.opts.maxBackoff)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			break
+		}
+		group, addr := c.route(s.id, avoid)
+		if addr == "" {
+			lastErr = fmt.Errorf("%w: no known node", ErrUnavailable)
+			if !pause() {
+				break
+			}
+			continue
+		}
+		nc, err := c.conn(ctx, addr)
+		if err == nil {
+			req.Call.Ack = c.seqs.ack()
+			req.Call.TimeoutMillis = timeoutMillis(ctx)
+			var resp *wire.Response
+			resp, err = nc.roundTrip(ctx, &req)
+			if err == nil {
+				if resp.Err == nil {
+					return resp.Result, nil
+				}
+				e := resp.Err
+				lastErr = remoteError(e)
+				switch classify(e) {
+				case retryNo:
+					return nil, lastErr
+				case retryNow:
+					c.learnLeader(group, e.LeaderID, e.LeaderAddr)
+					avoid = ""
+					if redirects++; redirects <= maxRedirects {
+						c.opts.log.Debug("following leader hint", "group", group, "from", addr, "to", e.LeaderAddr)
+						continue
+					}
+				case retryUnknown:
+					maybeApplied = true
+				case retryElsewhere:
+					c.forgetLeader(group, addr)
+					avoid = addr
+					c.refresh(addr)
+				}
+				c.opts.log.Debug("retrying call", "class", s.ns.class, "method", method, "seq", seq, "node", addr, "err", lastErr)
+				if !pause() {
+					break
+				}
+				redirects = 0
+				continue
+			}
+		}
+		var ae *attemptError
+		if !errors.As(err, &ae) {
+			return nil, err // definite: the request cannot be sent at all
+		}
+		if ae.sent {
+			maybeApplied = true
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+		c.opts.log.Debug("node unreachable; retrying call", "class", s.ns.class, "method", method, "seq", seq, "node", addr, "err", err)
+		c.nodeFailed(addr)
+		avoid = addr
+		c.refresh(addr)
+		if !pause() {
+			break
+		}
+		redirects = 0
+	}
+	if maybeApplied {
+		return nil, fmt.Errorf("%w: %s.%s: %w (last error: %v)", ErrUnknownOutcome, s.ns.class, method, ctx.Err(), lastErr)
+	}
+	if lastErr == nil {
+		return nil, fmt.Errorf("duro: %s.%s: %w", s.ns.class, method, ctx.Err())
+	}
+	return nil, fmt.Errorf("duro: %s.%s: %w; last error: %w", s.ns.class, method, ctx.Err(), lastErr)
+}
+
+// timeoutMillis is what is left of ctx's deadline, for the node to give up in time.
+func timeoutMillis(ctx context.Context) uint64 {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return uint64(max(time.Until(dl).Milliseconds(), 1))
+}
+
+// marshal and unmarshal use the encoding the node uses for arguments and results:
+// msgpack naming struct fields by their `json` tags.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	enc.SetCustomStructTag("json")
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func unmarshal(b []byte, out any) (err error) {
+	defer func() {
+		if p := recover(); p != nil { // the result comes from the network
+			err = fmt.Errorf("decoder panicked: %v", p)
+		}
+	}()
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(bytes.NewReader(b))
+	dec.SetCustomStructTag("json")
+	return dec.Decode(out)
+}

@@ -1,0 +1,212 @@
+package duro
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/wire"
+	"github.com/duro-db/duro/objects"
+	"github.com/duro-db/duro/transport"
+)
+
+// responseOverhead is more than the bytes a response adds around its result, so a
+// result that passes the check below always fits a frame.
+const responseOverhead = 64
+
+// sdkConn serves one SDK connection: a reader loop, one goroutine per request (at most
+// sem's capacity at once), and a writer loop that owns the write side.
+type sdkConn struct {
+	s   *Server
+	nc  net.Conn
+	log *slog.Logger
+
+	// ctx ends when the connection does; requests in progress see it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sem      chan struct{}       // one token per request in progress
+	out      chan *wire.Response // to the writer
+	handlers sync.WaitGroup
+	writer   chan struct{} // closed when the writer exits
+
+	closeOnce sync.Once
+}
+
+func newSDKConn(s *Server, nc net.Conn) *sdkConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &sdkConn{
+		s:      s,
+		nc:     nc,
+		log:    s.log.With("client", nc.RemoteAddr().String()),
+		ctx:    ctx,
+		cancel: cancel,
+		sem:    make(chan struct{}, s.cfg.MaxInflightPerConn),
+		// Handlers hold a token while they send, so at most cap(sem) responses wait
+		// here, plus the Overloaded ones the reader sends itself.
+		out:    make(chan *wire.Response, s.cfg.MaxInflightPerConn),
+		writer: make(chan struct{}),
+	}
+}
+
+// close ends the connection: the reader and writer stop, requests in progress see their
+// context cancelled.
+func (c *sdkConn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		_ = c.nc.Close()
+	})
+}
+
+// serve runs the connection until it ends, then waits for its requests to finish.
+func (c *sdkConn) serve() {
+	go c.writeLoop()
+	err := c.readLoop()
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.ctx.Err() != nil:
+	default:
+		c.log.Debug("closing SDK connection", "err", err)
+	}
+	c.close()
+	c.handlers.Wait()
+	<-c.writer
+}
+
+func (c *sdkConn) readLoop() error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var buf []byte
+	for {
+		frame, err := transport.ReadFrame(br, buf)
+		if err != nil {
+			return err
+		}
+		buf = frame // decoded requests own their memory: the buffer can be reused
+		req, err := wire.DecodeRequest(frame)
+		if err != nil {
+			// The stream cannot be trusted past a frame that is not a request.
+			return err
+		}
+		select {
+		case c.sem <- struct{}{}:
+			c.handlers.Add(1)
+			go c.handle(req)
+		default:
+			c.send(&wire.Response{StreamID: req.StreamID, Err: &wire.Error{
+				Code:    wire.CodeOverloaded,
+				Message: fmt.Sprintf("more than %d requests in progress on this connection", cap(c.sem)),
+			}})
+		}
+	}
+}
+
+func (c *sdkConn) handle(req *wire.Request) {
+	defer c.handlers.Done()
+	defer func() { <-c.sem }()
+	defer func() {
+		// The runtime contains handler panics; this catches bugs of the node's own, which
+		// must not take the node down with every other client.
+		if p := recover(); p != nil {
+			c.log.Error("panic serving a request", "panic", p, "stack", string(debug.Stack()))
+			c.send(&wire.Response{StreamID: req.StreamID, Err: &wire.Error{Code: wire.CodeInternal, Message: "internal error"}})
+		}
+	}()
+	c.send(c.s.answer(c.ctx, req))
+}
+
+func (c *sdkConn) send(resp *wire.Response) {
+	select {
+	case c.out <- resp:
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *sdkConn) writeLoop() {
+	defer close(c.writer)
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for {
+		var resp *wire.Response
+		select {
+		case resp = <-c.out:
+		case <-c.ctx.Done():
+			return
+		}
+		// Write every response already waiting, then flush once.
+		for {
+			buf = wire.AppendResponse(buf[:0], resp)
+			if err := transport.WriteFrame(bw, buf); err != nil {
+				c.log.Debug("SDK write failed", "err", err)
+				c.close()
+				return
+			}
+			select {
+			case resp = <-c.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := bw.Flush(); err != nil {
+			c.log.Debug("SDK write failed", "err", err)
+			c.close()
+			return
+		}
+	}
+}
+
+// answer computes the response to one request.
+func (s *Server) answer(ctx context.Context, req *wire.Request) *wire.Response {
+	resp := &wire.Response{StreamID: req.StreamID}
+	switch req.Op {
+	case wire.OpTopology:
+		resp.Topology = s.topology()
+	case wire.OpCall:
+		res, err := s.call(ctx, &req.Call)
+		if err != nil {
+			resp.Err = s.wireError(err)
+			break
+		}
+		if len(res) > transport.MaxFrameSize-responseOverhead {
+			resp.Err = &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("result of %d bytes exceeds the frame limit", len(res))}
+			break
+		}
+		if res == nil {
+			res = []byte{}
+		}
+		resp.Result = res
+	default:
+		resp.Err = &wire.Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf("unsupported operation %s", req.Op)}
+	}
+	return resp
+}
+
+func (s *Server) call(ctx context.Context, c *wire.Call) ([]byte, error) {
+	timeout := s.cfg.CallTimeout
+	if ms := c.TimeoutMillis; ms > 0 {
+		timeout = MaxCallTimeout
+		if ms < uint64(MaxCallTimeout.Milliseconds()) {
+			timeout = time.Duration(ms) * time.Millisecond
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return s.rt.Call(ctx, objects.Request{
+		Class:  c.Class,
+		ID:     objid.ID(c.ID),
+		Name:   c.Name,
+		Method: c.Method,
+		Args:   c.Args,
+		JSON:   c.JSON,
+		Client: c.Client,
+		Seq:    c.Seq,
+		Ack:    c.Ack,
+	})
+}
