@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/duro-db/duro/internal/metrics"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/raftgroup"
 	"github.com/duro-db/duro/transport"
@@ -49,6 +50,9 @@ type Config struct {
 	// Listen is the host:port the node listens on for peers and clients; "" means this
 	// node's address in Peers.
 	Listen string
+	// HTTP is the address of the operator endpoints (/livez, /readyz, /status, /metrics,
+	// /debug/pprof); empty turns them off.
+	HTTP string
 	// Advertise is the host:port peers and clients dial; "" means this node's address in
 	// Peers.
 	Advertise string
@@ -67,6 +71,8 @@ type Config struct {
 	// CallTimeout bounds calls whose request carries no timeout; 0 means
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
+
+	metrics *metrics.Node // set by Start
 }
 
 func (c Config) withDefaults() Config {
@@ -116,6 +122,7 @@ func (c Config) raftConfig() raftgroup.Config {
 		NoSync:       c.NoSync,
 		Logger:       c.Logger,
 		RaftLogLevel: c.RaftLogLevel,
+		Metrics:      c.metrics,
 	}
 }
 

@@ -3,12 +3,15 @@ package duro
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,12 +171,23 @@ func (s *Server) answer(ctx context.Context, req *wire.Request) *wire.Response {
 	switch req.Op {
 	case wire.OpTopology:
 		resp.Topology = s.topology()
+	case wire.OpStatus:
+		b, err := json.Marshal(s.Status())
+		if err != nil {
+			resp.Err = &wire.Error{Code: wire.CodeInternal, Message: err.Error()}
+			break
+		}
+		resp.Result = b
 	case wire.OpCall:
+		start := time.Now()
 		res, err := s.call(ctx, &req.Call)
 		if err != nil {
 			resp.Err = s.wireError(err)
+			class, method := s.callLabels(&req.Call)
+			s.metrics.Called(class, method, strings.ReplaceAll(resp.Err.Code.String(), " ", "_"), time.Since(start))
 			break
 		}
+		s.metrics.Called(req.Call.Class, req.Call.Method, "ok", time.Since(start))
 		if len(res) > transport.MaxFrameSize-responseOverhead {
 			resp.Err = &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("result of %d bytes exceeds the frame limit", len(res))}
 			break
@@ -209,4 +223,17 @@ func (s *Server) call(ctx context.Context, c *wire.Call) ([]byte, error) {
 		Seq:    c.Seq,
 		Ack:    c.Ack,
 	})
+}
+
+// callLabels keeps metric labels bounded on the error path: a class or method the registry
+// does not know (anything a client made up) is counted as "unknown".
+func (s *Server) callLabels(c *wire.Call) (class, method string) {
+	methods := s.cfg.Registry.Methods(c.Class)
+	if methods == nil {
+		return "unknown", "unknown"
+	}
+	if !slices.Contains(methods, c.Method) {
+		return c.Class, "unknown"
+	}
+	return c.Class, c.Method
 }

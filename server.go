@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/duro-db/duro/internal/metrics"
 	"github.com/duro-db/duro/internal/wire"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/raftgroup"
@@ -29,6 +31,10 @@ type Server struct {
 	clusterID string
 	slots     []uint64
 	members   []wire.Member
+
+	metrics *metrics.Node
+	http    *http.Server
+	httpLn  net.Listener
 
 	mu     sync.Mutex
 	conns  map[*sdkConn]struct{}
@@ -52,6 +58,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	cfg.metrics = metrics.New()
 	log := cfg.Logger.With("node", cfg.ID)
 
 	mux := cfg.Mux
@@ -78,6 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		node:      node,
 		rt:        objects.NewRuntime(cfg.Registry, newLocator(node), cfg.Objects),
 		ln:        ln,
+		metrics:   cfg.metrics,
 		clusterID: p.ClusterID,
 		slots:     p.Slots,
 		conns:     map[*sdkConn]struct{}{},
@@ -86,6 +94,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.members = append(s.members, wire.Member{ID: peer.ID, Addr: peer.Addr})
 	}
 	if err := ctx.Err(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startHTTP(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -113,6 +125,7 @@ func (s *Server) WaitReady(ctx context.Context) error { return s.node.WaitReady(
 // through an election on the others. Close is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopHTTP()
 		s.stopSDK()
 		s.rt.Close()
 		s.node.Close()
@@ -128,6 +141,7 @@ func (s *Server) Close() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.handOff(ctx)
 	s.closeOnce.Do(func() {
+		s.stopHTTP()
 		s.stopSDK()
 		s.rt.Close()
 		if nerr := s.node.Shutdown(ctx); err == nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/duro-db/duro/internal/metrics"
 )
 
 // Defaults for a cluster's shape. They are fixed when the cluster is created: every node
@@ -130,6 +132,8 @@ type Config struct {
 	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
 	NoSync bool
 	Logger *slog.Logger
+	// Metrics receives the node's measurements; nil records nothing.
+	Metrics *metrics.Node
 	// RaftLogLevel is the lowest level of hashicorp/raft's own records that reach Logger.
 	// Raft logs routine events of every group at Info; the default is Warn.
 	RaftLogLevel slog.Level

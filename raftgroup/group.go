@@ -109,8 +109,10 @@ func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, err
 	}
 	f := g.raft.Apply(data, timeout)
 	if err := waitFuture(ctx, f); err != nil {
+		g.node.cfg.Metrics.Proposed(g.id, false)
 		return nil, g.applyError(err)
 	}
+	g.node.cfg.Metrics.Proposed(g.id, true)
 	res := g.result(f)
 	if res.Err != nil {
 		return res, res.Err
@@ -136,8 +138,10 @@ func (g *Group) Submit(term uint64, cmd *fsm.Command) (wait func() (*fsm.Result,
 	f := g.raft.Apply(data, 0)
 	return func() (*fsm.Result, error) {
 		if err := f.Error(); err != nil {
+			g.node.cfg.Metrics.Proposed(g.id, false)
 			return nil, g.applyError(err)
 		}
+		g.node.cfg.Metrics.Proposed(g.id, true)
 		return g.result(f), nil
 	}
 }
@@ -290,6 +294,7 @@ func (g *Group) watchLeadership() {
 		case leader := <-g.raft.LeaderCh():
 			if !leader {
 				g.servingTerm.Store(0)
+				g.node.cfg.Metrics.LeaderChanged(g.id)
 				g.log.Debug("lost leadership")
 				continue
 			}
@@ -306,6 +311,7 @@ func (g *Group) watchLeadership() {
 			g.failedMu.Unlock()
 			g.leaderSince.Store(time.Now().UnixNano())
 			g.servingTerm.Store(term)
+			g.node.cfg.Metrics.LeaderChanged(g.id)
 			g.log.Debug("serving as leader", "term", term)
 			g.node.onLeader(g)
 		}

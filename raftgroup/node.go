@@ -80,6 +80,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 		}
 		n.groups[gid] = g
 	}
+	n.cfg.Metrics.Register(stateCollector{n})
 	n.done.Add(1)
 	go n.balance()
 	n.log.Info("node started", "cluster", n.placement.ClusterID, "groups", len(ids), "fresh", fresh)
@@ -132,7 +133,11 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	}
 
 	trans := transport.NewRaftTransport(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog)
-	r, err := raft.NewRaft(rc, state, logs, logs, snaps, trans)
+	var sm raft.FSM = state
+	if n.cfg.Metrics != nil {
+		sm = timedFSM{state, n.cfg.Metrics}
+	}
+	r, err := raft.NewRaft(rc, sm, logs, logs, snaps, trans)
 	if err != nil {
 		trans.Close()
 		state.Close()

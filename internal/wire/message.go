@@ -14,6 +14,9 @@ const (
 	OpCall Op = 1
 	// OpTopology asks for the cluster's placement and the leaders the node knows.
 	OpTopology Op = 2
+	// OpStatus asks a node for its own view of its groups; the Response's Result is that
+	// node's status as JSON (duro.NodeStatus), for operator tools.
+	OpStatus Op = 3
 )
 
 func (o Op) String() string {
@@ -22,6 +25,8 @@ func (o Op) String() string {
 		return "call"
 	case OpTopology:
 		return "topology"
+	case OpStatus:
+		return "status"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }

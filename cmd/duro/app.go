@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes. Scripts can tell a call worth retrying (exitRetryable) from one that will
+// fail again (exitFailed) and from a mistake on the command line (exitUsage).
+const (
+	exitOK        = 0
+	exitFailed    = 1
+	exitUsage     = 2
+	exitRetryable = 75 // EX_TEMPFAIL from sysexits.h
+)
+
+// exitError carries an exit code with a one-line message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "duro",
+		Usage: "a Raft-replicated store of durable objects",
+		Description: "duro runs named, single-threaded objects with transactional storage on a 3- or 5-node\n" +
+			"cluster; every write is replicated to a quorum before the caller hears back.\n\n" +
+			"Start here:   duro dev                      (a 3-node cluster in this process)\n" +
+			"Then:         duro call Counter hello Add 1",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			serverCommand(),
+			devCommand(),
+			callCommand(),
+			statusCommand(),
+			membersCommand(),
+			groupsCommand(),
+		},
+		// Bad flags are reported by run as one line, not with the whole help text.
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return &exitError{code: exitUsage, err: err}
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "duro: unknown command %q (see duro --help)\n", name)
+		},
+	}
+}
+
+// run executes the CLI and returns the process exit code. Errors are printed as one line.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdout, stderr)
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	if err := app.RunContext(ctx, args); err != nil {
+		fmt.Fprintf(stderr, "duro: %s\n", oneLine(err))
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

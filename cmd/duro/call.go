@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/duro-db/duro/client"
+)
+
+// defaultEndpoints are where `duro dev` listens, so its printed commands work as pasted.
+var defaultEndpoints = []string{"127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"}
+
+func endpointsFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "endpoints", Aliases: []string{"e"},
+		Usage:   "nodes to contact (any one is enough to learn the cluster), `host:port,...`",
+		Value:   cli.NewStringSlice(defaultEndpoints...),
+		EnvVars: []string{"DURO_ENDPOINTS"}}
+}
+
+func endpoints(c *cli.Context) []string {
+	var out []string
+	for _, e := range c.StringSlice("endpoints") {
+		for _, p := range strings.Split(e, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func callCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "call",
+		Usage:     "call a method of an object and print its result as JSON",
+		ArgsUsage: "CLASS (NAME | --id ID) METHOD [JSON-ARGS]",
+		Description: "The object is named by NAME (an ID derived from the class and the name) or by --id, the\n" +
+			"64-hex-digit ID of an object of CLASS. JSON-ARGS defaults to {}.\n\n" +
+			"Examples:\n" +
+			"  duro call Counter hello Add 5\n" +
+			"  duro call Register config Put '{\"value\": \"blue\"}'\n" +
+			"  duro call Counter --id 6f1c...e2 Get\n\n" +
+			"Exit status: 0 success; 1 the call failed and retrying will not help; 2 bad usage;\n" +
+			"75 the call may succeed if retried (no leader, timeout, overload of the network).\n" +
+			"A retry of a writing call is safe: duro applies it exactly once.",
+		Flags: []cli.Flag{
+			endpointsFlag(),
+			&cli.StringFlag{Name: "id", Usage: "the object's ID instead of a NAME"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long (retries included)", Value: 10 * time.Second},
+		},
+		Action: runCall,
+	}
+}
+
+func runCall(c *cli.Context) error {
+	args := c.Args().Slice()
+	want := "CLASS NAME METHOD [JSON-ARGS]"
+	if c.String("id") != "" {
+		want = "CLASS --id ID METHOD [JSON-ARGS]"
+	}
+	min := 3
+	if c.String("id") != "" {
+		min = 2
+	}
+	if len(args) < min || len(args) > min+1 {
+		return usageErr("call wants %s, got %d argument(s)", want, len(args))
+	}
+	class := args[0]
+	rest := args[1:]
+	var name string
+	if c.String("id") == "" {
+		name, rest = rest[0], rest[1:]
+	}
+	method := rest[0]
+	in := []byte("{}")
+	if len(rest) == 2 {
+		in = []byte(rest[1])
+		if !json.Valid(in) {
+			return usageErr("JSON-ARGS is not valid JSON: %s", rest[1])
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	cl, err := client.Dial(ctx, endpoints(c))
+	if err != nil {
+		return &exitError{code: exitRetryable, err: fmt.Errorf("connect to %s: %w", strings.Join(endpoints(c), ","), err)}
+	}
+	defer cl.Close()
+	ns := cl.Namespace(class)
+	var stub *client.Stub
+	if name != "" {
+		stub = ns.GetByName(name)
+	} else {
+		id, err := ns.IDFromString(c.String("id"))
+		if err != nil {
+			return usageErr("--id: %v", err)
+		}
+		stub = ns.Get(id)
+	}
+	out, err := stub.CallJSON(ctx, method, in)
+	if err != nil {
+		return callError(err)
+	}
+	fmt.Fprintln(c.App.Writer, string(out))
+	return nil
+}
+
+// callError maps a client error to an exit code.
+func callError(err error) error {
+	var he *client.HandlerError
+	switch {
+	case errors.As(err, &he):
+		return &exitError{code: exitFailed, err: fmt.Errorf("handler error: %s", he.Message)}
+	case client.IsRetryable(err), errors.Is(err, client.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):
+		return &exitError{code: exitRetryable, err: err}
+	default:
+		return &exitError{code: exitFailed, err: err}
+	}
+}

@@ -1,0 +1,101 @@
+// Package metrics holds a node's Prometheus collectors. Each node has its own registry (a
+// `duro dev` process runs three nodes), and every method is safe on a nil *Node so
+// packages can record unconditionally.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Node is one node's collectors.
+type Node struct {
+	Registry *prometheus.Registry
+
+	leaderChanges *prometheus.CounterVec
+	proposals     *prometheus.CounterVec
+	applySeconds  prometheus.Histogram
+	applyEntries  prometheus.Histogram
+	calls         *prometheus.CounterVec
+	callSeconds   *prometheus.HistogramVec
+}
+
+// New creates a node's registry with the Go runtime and process collectors and duro's own.
+func New() *Node {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lat := prometheus.ExponentialBuckets(0.0001, 2, 16) // 100 µs .. 3.3 s
+	m := &Node{
+		Registry: reg,
+		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "duro_leader_changes_total", Help: "Times this node gained or lost the leadership of a group.",
+		}, []string{"group"}),
+		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "duro_proposals_total", Help: "Commands proposed by this node, by outcome (committed, failed).",
+		}, []string{"group", "outcome"}),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "duro_apply_duration_seconds", Help: "Time to apply one batch of committed entries to the state machine (one bbolt transaction).",
+			Buckets: lat,
+		}),
+		applyEntries: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "duro_apply_batch_entries", Help: "Entries per applied batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "duro_calls_total", Help: "Object calls answered by this node, by class, method and outcome.",
+		}, []string{"class", "method", "outcome"}),
+		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "duro_call_duration_seconds", Help: "Latency of object calls answered by this node, commit included.",
+			Buckets: lat,
+		}, []string{"class"}),
+	}
+	reg.MustRegister(m.leaderChanges, m.proposals, m.applySeconds, m.applyEntries, m.calls, m.callSeconds)
+	return m
+}
+
+func group(g uint64) string { return strconv.FormatUint(g, 10) }
+
+// LeaderChanged counts a gain or loss of leadership of group g.
+func (m *Node) LeaderChanged(g uint64) {
+	if m != nil {
+		m.leaderChanges.WithLabelValues(group(g)).Inc()
+	}
+}
+
+// Proposed counts the outcome of one proposal to group g.
+func (m *Node) Proposed(g uint64, committed bool) {
+	if m == nil {
+		return
+	}
+	outcome := "committed"
+	if !committed {
+		outcome = "failed"
+	}
+	m.proposals.WithLabelValues(group(g), outcome).Inc()
+}
+
+// Applied records one batch applied to a state machine.
+func (m *Node) Applied(entries int, d time.Duration) {
+	if m != nil {
+		m.applySeconds.Observe(d.Seconds())
+		m.applyEntries.Observe(float64(entries))
+	}
+}
+
+// Called records one answered call. outcome is "ok" or a short error class.
+func (m *Node) Called(class, method, outcome string, d time.Duration) {
+	if m != nil {
+		m.calls.WithLabelValues(class, method, outcome).Inc()
+		m.callSeconds.WithLabelValues(class).Observe(d.Seconds())
+	}
+}
+
+// Register adds a collector (e.g. one reading raft state at scrape time).
+func (m *Node) Register(c prometheus.Collector) {
+	if m != nil {
+		m.Registry.MustRegister(c)
+	}
+}

@@ -1,0 +1,60 @@
+package duro
+
+import (
+	"github.com/hashicorp/raft"
+)
+
+// NodeStatus is one node's view of itself and its groups: what `duro status` tabulates.
+type NodeStatus struct {
+	ID        string        `json:"id"`
+	Addr      string        `json:"addr"`
+	HTTP      string        `json:"http,omitempty"`
+	ClusterID string        `json:"cluster_id"`
+	Ready     bool          `json:"ready"`
+	NotReady  string        `json:"not_ready,omitempty"`
+	Groups    []GroupStatus `json:"groups"`
+}
+
+// GroupStatus is one replica's state.
+type GroupStatus struct {
+	ID       uint64   `json:"id"`
+	Role     string   `json:"role"` // leader, follower, candidate, shutdown
+	Serving  bool     `json:"serving"`
+	Leader   string   `json:"leader"`
+	Term     uint64   `json:"term"`
+	Commit   uint64   `json:"commit_index"`
+	Applied  uint64   `json:"applied_index"`
+	LastLog  uint64   `json:"last_log_index"`
+	Replicas []string `json:"replicas"`
+}
+
+// Status reports this node's state.
+func (s *Server) Status() NodeStatus {
+	st := NodeStatus{ID: s.cfg.ID, Addr: s.cfg.Advertise, HTTP: s.HTTPAddr(), ClusterID: s.clusterID}
+	if err := s.ready(); err != nil {
+		st.NotReady = err.Error()
+	} else {
+		st.Ready = true
+	}
+	replicas := s.node.Placement().Replicas
+	for _, g := range s.node.Groups() {
+		r := g.Raft()
+		leader, _ := g.Leader()
+		_, serving := g.LeaderTerm()
+		role := "follower"
+		switch r.State() {
+		case raft.Leader:
+			role = "leader"
+		case raft.Candidate:
+			role = "candidate"
+		case raft.Shutdown:
+			role = "shutdown"
+		}
+		st.Groups = append(st.Groups, GroupStatus{
+			ID: g.ID(), Role: role, Serving: serving, Leader: leader, Term: r.CurrentTerm(),
+			Commit: r.CommitIndex(), Applied: g.State().AppliedIndex(), LastLog: r.LastIndex(),
+			Replicas: replicas[g.ID()],
+		})
+	}
+	return st
+}
