@@ -40,6 +40,9 @@ type Config struct {
 	Slots    int // 0 = raftgroup.DefaultSlots
 
 	Timing Timing
+	// DialAddrs overrides where this node dials each peer's raft traffic (peer ID →
+	// host:port); see raftgroup.Config.DialAddrs. For test harnesses.
+	DialAddrs map[string]string
 	// NoSync turns fsync off for the Raft log and the state. Tests only: unsafe.
 	NoSync bool
 	Logger *slog.Logger // nil discards
@@ -123,6 +126,7 @@ func (c Config) raftConfig() raftgroup.Config {
 		Logger:       c.Logger,
 		RaftLogLevel: c.RaftLogLevel,
 		Metrics:      c.metrics,
+		DialAddrs:    c.DialAddrs,
 	}
 }
 

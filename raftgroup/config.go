@@ -132,6 +132,10 @@ type Config struct {
 	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
 	NoSync bool
 	Logger *slog.Logger
+	// DialAddrs overrides, for this node only, the address it dials to reach a peer's
+	// raft traffic (peer ID → host:port). The group configurations keep the canonical
+	// addresses of Peers; a test harness uses this to put a proxy on every directed link.
+	DialAddrs map[string]string
 	// Metrics receives the node's measurements; nil records nothing.
 	Metrics *metrics.Node
 	// RaftLogLevel is the lowest level of hashicorp/raft's own records that reach Logger.
@@ -194,6 +198,14 @@ func (c Config) Validate() error {
 	}
 	if !self {
 		return bad("peers list does not name this node (%q)", c.ID)
+	}
+	for id, addr := range c.DialAddrs {
+		if !seenID[id] {
+			return bad("dial address given for %q, which is not a peer", id)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad("dial address of %q: %v", id, err)
+		}
 	}
 	if c.Groups < 1 || c.Groups > MaxGroups {
 		return bad("groups must be in 1..%d, got %d", MaxGroups, c.Groups)

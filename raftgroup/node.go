@@ -132,7 +132,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		rc.NoSnapshotRestoreOnStart = true
 	}
 
-	trans := transport.NewRaftTransport(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog)
+	trans := transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n})
 	var sm raft.FSM = state
 	if n.cfg.Metrics != nil {
 		sm = timedFSM{state, n.cfg.Metrics}
@@ -198,6 +198,20 @@ func (g *Group) shutdown() {
 	if err := g.state.Close(); err != nil {
 		g.log.Warn("close state", "err", err)
 	}
+}
+
+// dialAddrs tells raft where to dial each peer: Config.DialAddrs when it names the peer,
+// else the peer's address from the peers list.
+type dialAddrs struct{ n *Node }
+
+func (d dialAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := d.n.cfg.DialAddrs[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	if a := d.n.addrOf(string(id)); a != "" {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("unknown peer %q", id)
 }
 
 func (n *Node) addrOf(id string) string {

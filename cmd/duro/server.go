@@ -31,6 +31,9 @@ func serverFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "replicas", Usage: "replicas of each data group: 3 or 5 (fixed at creation)", Value: raftgroup.DefaultReplicas, EnvVars: []string{"DURO_REPLICAS"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "slots", Usage: "hash slots objects are spread over (fixed at creation)", Value: raftgroup.DefaultSlots, EnvVars: []string{"DURO_SLOTS"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", Usage: "evict an object instance from memory after this long without events", Value: 60 * time.Second, EnvVars: []string{"DURO_IDLE_TIMEOUT"}}),
+		// Hidden: route this node's raft traffic to each peer through another address (the
+		// Jepsen-style harness puts a proxy on every directed link this way).
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "dial-addrs", Hidden: true, Usage: "id=host:port,... to dial for each peer's raft traffic", EnvVars: []string{"DURO_DIAL_ADDRS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"DURO_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"DURO_LOG_FORMAT"}}),
 	}
@@ -75,6 +78,17 @@ func runServer(c *cli.Context) error {
 	peers, err := raftgroup.ParsePeers(c.String("peers"))
 	if err != nil {
 		return usageErr("--peers: %v", err)
+	}
+	var dialAddrs map[string]string
+	if v := c.String("dial-addrs"); v != "" {
+		ds, err := raftgroup.ParsePeers(v)
+		if err != nil {
+			return usageErr("--dial-addrs: %v", err)
+		}
+		dialAddrs = map[string]string{}
+		for _, d := range ds {
+			dialAddrs[d.ID] = d.Addr
+		}
 	}
 	cfg := duro.Config{
 		ID:        c.String("id"),

@@ -1,0 +1,23 @@
+// Package raftgroup runs a node's replicas of many small Raft groups (hashicorp/raft) on
+// one listener and one log store: the meta group 0, replicated on every node, and the
+// data groups 1..G, each on R nodes.
+//
+// Invariants:
+//   - Placement is a pure function of the sorted peer IDs and the shape (G, R, S): every
+//     node bootstraps its own replicas with the same configurations without talking first,
+//     and a restart with existing raft state never bootstraps again. The data dir records
+//     its node and cluster (duro-node.json) and refuses to open for another.
+//   - A replica serves (Propose, Submit, ReadIndex) only as leader and only after a Barrier
+//     committed in its current term, so its state includes every entry acknowledged by an
+//     earlier leader. LeaderTerm reports that state; any loss of leadership ends it.
+//   - ReadIndex: commit index read after the call began, leadership confirmed by a quorum
+//     afterwards in the same term, then the state machine waited for up to the last entry
+//     it is handed at or below that index. Concurrent readers share rounds, never joining
+//     one that started before them.
+//   - The state machine is persistent and owns its applied index, so raft does not replay
+//     a snapshot into it at start unless the state is older than the newest snapshot.
+//   - Errors say whether the command may have been appended: *NotLeaderError (no) or
+//     ErrUnknownOutcome (maybe; retry with the same request ID).
+//   - Leadership is spread by handing each group to its preferred replica (Plan) once that
+//     replica answers heartbeats; never to a node whose heartbeats are failing.
+package raftgroup
