@@ -23,7 +23,7 @@ type GroupStatus struct {
 	Leader   string   `json:"leader"`
 	Term     uint64   `json:"term"`
 	Commit   uint64   `json:"commit_index"`
-	Applied  uint64   `json:"applied_index"`
+	Applied  uint64   `json:"applied_index"` // last entry raft has handed to the state machine
 	LastLog  uint64   `json:"last_log_index"`
 	Replicas []string `json:"replicas"`
 }
@@ -52,7 +52,7 @@ func (s *Server) Status() NodeStatus {
 		}
 		st.Groups = append(st.Groups, GroupStatus{
 			ID: g.ID(), Role: role, Serving: serving, Leader: leader, Term: r.CurrentTerm(),
-			Commit: r.CommitIndex(), Applied: g.State().AppliedIndex(), LastLog: r.LastIndex(),
+			Commit: r.CommitIndex(), Applied: r.AppliedIndex(), LastLog: r.LastIndex(),
 			Replicas: replicas[g.ID()],
 		})
 	}

@@ -1,8 +1,11 @@
 // Package hclogslog routes hashicorp's hclog (used by hashicorp/raft) into log/slog, so a
 // node has one logging pipeline with structured fields.
 //
-// Raft is chatty at Info about routine events of every group; the adapter keeps hclog's
-// levels but lets the caller raise the floor for raft alone (Options.MinLevel).
+// Raft is chatty: routine events of every group at Info, and an Error per group for every
+// failed heartbeat to a dead peer (tens a second with many groups). The adapter keeps
+// hclog's levels, lets the caller raise the floor for raft alone, and lets through at most
+// one record with the same message per logger every RepeatWindow, counting the rest
+// ("suppressed" on the next one that passes).
 package hclogslog
 
 import (
@@ -10,6 +13,8 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -20,7 +25,7 @@ func New(l *slog.Logger, name string, min slog.Level) hclog.Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	a := &adapter{l: l, name: name, min: min}
+	a := &adapter{l: l, name: name, min: min, rep: &repeats{seen: map[string]*repeat{}}}
 	if name != "" {
 		a.l = l.With("logger", name)
 	}
@@ -32,6 +37,41 @@ type adapter struct {
 	name    string
 	min     slog.Level
 	implied []any
+	rep     *repeats // shared by the loggers derived from one New
+}
+
+// RepeatWindow is how long records with the same message are held back after one passes.
+const RepeatWindow = 10 * time.Second
+
+type repeat struct {
+	last       time.Time
+	suppressed int
+}
+
+type repeats struct {
+	mu   sync.Mutex
+	seen map[string]*repeat
+}
+
+// admit reports whether a record with msg may pass now, and how many were held back since
+// the last one that did.
+func (r *repeats) admit(msg string, now time.Time) (ok bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.seen[msg]
+	if e == nil {
+		if len(r.seen) > 1024 { // messages are constants; this only bounds a surprise
+			r.seen = map[string]*repeat{}
+		}
+		r.seen[msg] = &repeat{last: now}
+		return true, 0
+	}
+	if now.Sub(e.last) < RepeatWindow {
+		e.suppressed++
+		return false, 0
+	}
+	suppressed, e.suppressed, e.last = e.suppressed, 0, now
+	return true, suppressed
 }
 
 var _ hclog.Logger = (*adapter)(nil)
@@ -59,9 +99,18 @@ func (a *adapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
-	if l := toSlog(level); a.enabled(l) {
-		a.l.Log(context.Background(), l, msg, args...)
+	l := toSlog(level)
+	if !a.enabled(l) {
+		return
 	}
+	ok, suppressed := a.rep.admit(msg, time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	a.l.Log(context.Background(), l, msg, args...)
 }
 
 func (a *adapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

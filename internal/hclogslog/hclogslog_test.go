@@ -1,0 +1,36 @@
+package hclogslog
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func TestLevelsAndRepeats(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), "raft", slog.LevelInfo)
+	l.Debug("below the floor")
+	l.Info("hello", "k", 1)
+	for i := 0; i < 50; i++ {
+		l.Error("failed to heartbeat to", "peer", "n3")
+	}
+	out := buf.String()
+	if strings.Contains(out, "below the floor") {
+		t.Fatalf("a record below the floor passed:\n%s", out)
+	}
+	if !strings.Contains(out, "hello") || strings.Count(out, "failed to heartbeat") != 1 {
+		t.Fatalf("want hello once and the repeated error once:\n%s", out)
+	}
+	// After the window the next one passes and says how many were held back.
+	ok, n := l.(*adapter).rep.admit("failed to heartbeat to", time.Now().Add(RepeatWindow+time.Second))
+	if !ok || n != 49 {
+		t.Fatalf("after the window: ok=%v suppressed=%d, want true 49", ok, n)
+	}
+	if l.Named("x").(*adapter).rep != l.(*adapter).rep || l.GetLevel() != hclog.Info {
+		t.Fatalf("derived loggers must share the repeat state; level %v", l.GetLevel())
+	}
+}
