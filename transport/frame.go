@@ -8,9 +8,10 @@ import (
 	"net"
 )
 
-// MaxFrameSize is the largest payload an SDK frame may carry. It bounds what a
-// peer can make a node allocate with one length prefix; DESIGN.md's value
-// limit (128 KiB) times a 128-key batch still fits with room for framing.
+// MaxFrameSize is the largest payload an SDK frame may carry. It bounds what
+// one length prefix can make a node allocate. It is smaller than a PutMany of
+// 128 values at DESIGN.md's 128 KiB limit (16 MiB), so the SDK protocol must
+// cap a request's total size, not only each value's.
 const MaxFrameSize = 4 << 20
 
 // frameHeaderLen is the size of a frame's big-endian length prefix.

@@ -97,6 +97,12 @@ func (l *listener) Close() error {
 // StreamLayer).
 func (l *listener) Addr() net.Addr { return l.addr }
 
+func (l *listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
 func (l *listener) closedErr() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -178,10 +184,4 @@ func (c *conn) Close() error {
 func (c *conn) sever() {
 	c.severed.Store(true)
 	c.Conn.Close()
-}
-
-func (l *listener) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
 }

@@ -102,9 +102,9 @@ const (
 // logger means hclog's default logger. Logs carry the group.
 //
 // duro's settings: msgpack's current time encoding (every duro node decodes
-// both, so there is no legacy peer to stay compatible with), and raft's
-// default pipelining depth (MaxRPCsInFlight 2, which raft's maintainers
-// measured as best with batching).
+// both, so there is no legacy peer to stay compatible with). Pipelining stays
+// at raft's default depth (MaxRPCsInFlight 2); NewRaftTransportVia turns it
+// off, see there.
 func NewRaftTransport(layer *StreamLayer, maxPool int, timeout time.Duration, logger hclog.Logger) *raft.NetworkTransport {
 	if logger == nil {
 		logger = hclog.Default().Named("raft-net")
