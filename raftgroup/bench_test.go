@@ -61,10 +61,28 @@ func benchPropose(b *testing.B, groups []uint64, callers int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 }
 
+// stateModes runs a benchmark with the state machines fsyncing every batch (the old way)
+// and without (rebuilt from raft after a machine crash instead; see statefile.go).
+func stateModes(b *testing.B, fn func(b *testing.B)) {
+	for _, sync := range []bool{true, false} {
+		name := "state=nosync"
+		if sync {
+			name = "state=fsync"
+		}
+		b.Run(name, func(b *testing.B) {
+			alwaysSyncState = sync
+			defer func() { alwaysSyncState = false }()
+			fn(b)
+		})
+	}
+}
+
 // Baseline figures for the performance work: one group versus all 16 at once.
 func BenchmarkProposeOneGroup(b *testing.B) {
 	for _, callers := range []int{1, 64} {
-		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) { benchPropose(b, []uint64{1}, callers) })
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			stateModes(b, func(b *testing.B) { benchPropose(b, []uint64{1}, callers) })
+		})
 	}
 }
 
@@ -74,7 +92,9 @@ func BenchmarkProposeAllGroups(b *testing.B) {
 		all[i] = uint64(i + 1)
 	}
 	for _, callers := range []int{16, 128} {
-		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) { benchPropose(b, all, callers) })
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			stateModes(b, func(b *testing.B) { benchPropose(b, all, callers) })
+		})
 	}
 }
 

@@ -26,6 +26,7 @@ const defaultApplyTimeout = 30 * time.Second
 type Group struct {
 	id    uint64
 	node  *Node
+	dir   string // the group's directory: state, snapshots
 	raft  *raft.Raft
 	state *fsm.Store
 	logs  raft.LogStore

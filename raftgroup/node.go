@@ -95,7 +95,14 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	glog := n.log.With("group", gid)
 	hlog := hclogslog.New(glog, "raft", n.cfg.RaftLogLevel)
 
-	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync, Logger: glog})
+	stateNoSync, rebuilt, err := prepareState(dir)
+	if err != nil {
+		return nil, fmt.Errorf("prepare state: %w", err)
+	}
+	if rebuilt {
+		glog.Warn("the machine restarted while this group's state was open; rebuilding it from the latest snapshot and the raft log")
+	}
+	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync || stateNoSync, Logger: glog})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
@@ -143,7 +150,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		state.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	g := &Group{id: gid, node: n, raft: r, state: state, logs: logs, trans: trans, log: glog,
+	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, stop: make(chan struct{})}
 
 	has, err := raft.HasExistingState(logs, logs, snaps)
@@ -197,6 +204,8 @@ func (g *Group) shutdown() {
 	}
 	if err := g.state.Close(); err != nil {
 		g.log.Warn("close state", "err", err)
+	} else {
+		closeState(g.dir)
 	}
 }
 
