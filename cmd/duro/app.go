@@ -57,8 +57,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return &exitError{code: exitUsage, err: err}
 		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(stderr, "duro: unknown command %q (see duro --help)\n", name)
+		// Without a command's name, the app's own Action runs: help, or an unknown command.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErr("unknown command %q (see duro --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
 }
@@ -82,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// oneLine flattens err to one line, without the "duro: " its own message may start with
+// (the SDK's errors do), since run prints that prefix itself.
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return strings.TrimPrefix(strings.Join(strings.Fields(err.Error()), " "), "duro: ")
 }

@@ -39,13 +39,14 @@ func callCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "call",
 		Usage:     "call a method of an object and print its result as JSON",
-		ArgsUsage: "CLASS (NAME | --id ID) METHOD [JSON-ARGS]",
+		ArgsUsage: "[--id ID] CLASS [NAME] METHOD [JSON-ARGS]",
 		Description: "The object is named by NAME (an ID derived from the class and the name) or by --id, the\n" +
 			"64-hex-digit ID of an object of CLASS. JSON-ARGS defaults to {}.\n\n" +
 			"Examples:\n" +
 			"  duro call Counter hello Add 5\n" +
 			"  duro call Register config Put '{\"value\": \"blue\"}'\n" +
-			"  duro call Counter --id 6f1c...e2 Get\n\n" +
+			"  duro call --id 6f1c...e2 Counter Get\n\n" +
+			"Flags go before CLASS: what follows it is taken as arguments.\n\n" +
 			"Exit status: 0 success; 1 the call failed and retrying will not help; 2 bad usage;\n" +
 			"75 the call may succeed if retried (no leader, timeout, overload of the network).\n" +
 			"A retry of a writing call is safe: duro applies it exactly once.",
@@ -62,7 +63,7 @@ func runCall(c *cli.Context) error {
 	args := c.Args().Slice()
 	want := "CLASS NAME METHOD [JSON-ARGS]"
 	if c.String("id") != "" {
-		want = "CLASS --id ID METHOD [JSON-ARGS]"
+		want = "--id ID CLASS METHOD [JSON-ARGS]"
 	}
 	min := 3
 	if c.String("id") != "" {
@@ -85,6 +86,16 @@ func runCall(c *cli.Context) error {
 			return usageErr("JSON-ARGS is not valid JSON: %s", rest[1])
 		}
 	}
+	// Check --id before dialling: a typo is a usage error, not an unreachable cluster.
+	var id client.ID
+	if s := c.String("id"); s != "" {
+		if err := id.UnmarshalText([]byte(s)); err != nil {
+			return usageErr("--id: %v", err)
+		}
+		if err := id.Check(class); err != nil {
+			return usageErr("--id: %v", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	cl, err := client.Dial(ctx, endpoints(c))
@@ -97,10 +108,6 @@ func runCall(c *cli.Context) error {
 	if name != "" {
 		stub = ns.GetByName(name)
 	} else {
-		id, err := ns.IDFromString(c.String("id"))
-		if err != nil {
-			return usageErr("--id: %v", err)
-		}
 		stub = ns.Get(id)
 	}
 	out, err := stub.CallJSON(ctx, method, in)

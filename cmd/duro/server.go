@@ -23,7 +23,7 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "YAML file with any of the flags below as keys (e.g. `id: n1`)", EnvVars: []string{"DURO_CONFIG"}},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "id", Usage: "this node's ID, as named in --peers", EnvVars: []string{"DURO_ID"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "where this node keeps its Raft logs and object state", Value: "duro-data", EnvVars: []string{"DURO_DATA_DIR"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "address for peer and client traffic (one port for both)", Value: "127.0.0.1:7100", EnvVars: []string{"DURO_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "address for peer and client traffic (one port for both; default: this node's address in --peers)", EnvVars: []string{"DURO_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise", Usage: "address peers and clients dial (default: this node's address in --peers)", EnvVars: []string{"DURO_ADVERTISE"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "http", Usage: "address for /livez, /readyz, /metrics and /debug/pprof (empty: off)", Value: "127.0.0.1:7180", EnvVars: []string{"DURO_HTTP"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peers", Usage: "every node of the cluster, this one included: `id=host:port,...`", EnvVars: []string{"DURO_PEERS"}}),
@@ -75,6 +75,12 @@ func runServer(c *cli.Context) error {
 	if c.String("peers") == "" {
 		return usageErr("--peers is required, e.g. --peers n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103")
 	}
+	// 0 would silently mean the default to duro.Config; on the command line it is a mistake.
+	for _, f := range []string{"groups", "replicas", "slots"} {
+		if c.Int(f) < 1 {
+			return usageErr("--%s must be at least 1, got %d", f, c.Int(f))
+		}
+	}
 	peers, err := raftgroup.ParsePeers(c.String("peers"))
 	if err != nil {
 		return usageErr("--peers: %v", err)
@@ -100,8 +106,12 @@ func runServer(c *cli.Context) error {
 		Listen:    c.String("listen"),
 		Advertise: c.String("advertise"),
 		HTTP:      c.String("http"),
+		DialAddrs: dialAddrs,
 		Logger:    log,
 		Objects:   objects.Options{IdleTimeout: c.Duration("idle-timeout")},
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr("%v", err) // every field of cfg comes from the command line
 	}
 	srv, err := duro.Start(c.Context, cfg)
 	if err != nil {

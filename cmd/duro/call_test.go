@@ -1,0 +1,68 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/duro-db/duro/internal/objid"
+)
+
+// duro call prints the result as JSON on stdout; failures are one line on stderr with an
+// exit status that says whether to retry.
+func TestCall(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, 2)
+	e := []string{"call", "--endpoints", c.endpoints}
+	// The IDs the SDK derives from these names, for --id.
+	counterID := objid.FromName("Counter", "cli-test").String()
+	registerID := objid.FromName("Register", "cli-test").String()
+
+	// In order: later steps read what earlier ones wrote.
+	steps := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string // exact, for successes
+		wantErr    string // in the one line on stderr, for failures
+	}{
+		{"add", []string{"Counter", "cli-test", "Add", "5"}, exitOK, "5\n", ""},
+		{"add again", []string{"Counter", "cli-test", "Add", "2"}, exitOK, "7\n", ""},
+		{"default arguments are {}", []string{"Counter", "cli-test", "Get"}, exitOK, "7\n", ""},
+		{"by --id", []string{"--id", counterID, "Counter", "Get"}, exitOK, "7\n", ""},
+		{"struct arguments and result", []string{"Register", "cli-test", "Put", `{"value": "blue"}`}, exitOK, `{"value":"blue"}` + "\n", ""},
+		{"unknown class", []string{"Nope", "cli-test", "Get"}, exitFailed, "", "no such class"},
+		{"unknown method", []string{"Counter", "cli-test", "Nope"}, exitFailed, "", "no such method"},
+		{"arguments of the wrong type", []string{"Counter", "cli-test", "Add", `"five"`}, exitFailed, "", "bad argument"},
+		{"handler error", []string{"ChatLog", "room", "Read", `{"limit": -1}`}, exitFailed, "", "handler error: limit must be"},
+		{"--id of another class", []string{"--id", registerID, "Counter", "Get"}, exitUsage, "", "not an ID of class"},
+		{"--id not hex", []string{"--id", strings.Repeat("z", 64), "Counter", "Get"}, exitUsage, "", "--id"},
+	}
+	for _, s := range steps {
+		r := runCLI(t, append(e, s.args...)...)
+		if r.code != s.wantCode {
+			t.Errorf("%s: exit %d, want %d\n%s", s.name, r.code, s.wantCode, r)
+			continue
+		}
+		if s.wantCode == exitOK {
+			if r.stdout != s.wantStdout || r.stderr != "" {
+				t.Errorf("%s: want stdout %q and no stderr\n%s", s.name, s.wantStdout, r)
+			}
+			continue
+		}
+		if r.stdout != "" || !strings.Contains(r.stderr, s.wantErr) {
+			t.Errorf("%s: want empty stdout and %q on stderr\n%s", s.name, s.wantErr, r)
+		}
+		wantOneLine(t, r)
+	}
+}
+
+// With no node to reach, duro call exits 75 (EX_TEMPFAIL): trying again later may work.
+func TestCallNoNode(t *testing.T) {
+	t.Parallel()
+	nobody := freeAddr(t)
+	r := runCLI(t, "call", "-e", nobody, "--timeout", "2s", "Counter", "x", "Add", "1")
+	if r.code != exitRetryable || r.stdout != "" || !strings.Contains(r.stderr, nobody) {
+		t.Errorf("want exit %d naming %s\n%s", exitRetryable, nobody, r)
+	}
+	wantOneLine(t, r)
+}
