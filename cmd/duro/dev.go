@@ -61,6 +61,12 @@ func runDev(c *cli.Context) error {
 	for i := 1; i <= 3; i++ {
 		peers = append(peers, raftgroup.Peer{ID: "n" + strconv.Itoa(i), Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i))})
 	}
+	// Raft's own records (first elections, peers closing at Ctrl-C) are noise in a dev
+	// cluster; they show with --log-level debug.
+	raftLevel := slog.LevelError + 4
+	if c.String("log-level") == "debug" {
+		raftLevel = slog.LevelDebug
+	}
 	start := time.Now()
 	out := c.App.Writer
 	fmt.Fprintf(out, "duro dev: starting 3 nodes (data in %s)\n", dir)
@@ -75,7 +81,7 @@ func runDev(c *cli.Context) error {
 				ID: peers[i].ID, DataDir: filepath.Join(dir, peers[i].ID), Peers: peers,
 				Groups: c.Int("groups"), Listen: peers[i].Addr,
 				HTTP:   net.JoinHostPort("127.0.0.1", strconv.Itoa(base+80+i+1)),
-				Logger: log, RaftLogLevel: slog.LevelError, // a fresh cluster's elections are expected
+				Logger: log, RaftLogLevel: raftLevel,
 			})
 		}()
 	}
