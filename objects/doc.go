@@ -77,6 +77,21 @@
 // check makes impossible (the tests and the Jepsen harness assert it stays 0). A call
 // without a Client is at-least-once under retries.
 //
+// # Alarms
+//
+// An object's alarm (Storage.SetAlarm) is replicated state with a time index in the
+// group's state machine. When the Locator is also an AlarmGroups, a scheduler per group
+// this node leads loads the alarms due within AlarmLookahead (at most AlarmMaxLoaded) and
+// fires each as one more event of the object's executor, so invariants 1–6 hold for it as
+// for a call: an Alarm handler never overlaps the object's calls, and its writes and the
+// clearing of the alarm (unless it set a new one) are one command. The event fires only
+// if the object's view still has an alarm at or before the proposer's clock, which is
+// the command's Time: never early, and a replaced or deleted alarm never fires. A
+// failure commits a retry (the alarm moved by AlarmRetryDelay·2ⁿ and the count under a
+// reserved key, "\x00duro/…", which user code cannot touch), so a new leader resumes it
+// with the right RetryCount. At least once: a leader that dies before the command commits
+// leaves the alarm for the next.
+//
 // A handler must not call its own object through the Runtime (it would wait for itself),
 // and must not keep its Context or Storage beyond its return.
 package objects

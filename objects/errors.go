@@ -42,7 +42,8 @@ var (
 	// ErrClosed: the Runtime is closed. Retryable on another node.
 	ErrClosed = errors.New("objects: runtime closed")
 
-	// ErrInvalidKey: an empty key. Storage keys are 1..MaxKeySize bytes.
+	// ErrInvalidKey: an empty key, or one beginning with "\x00duro/" (reserved for the
+	// runtime). Storage keys are 1..MaxKeySize bytes.
 	ErrInvalidKey = errors.New("objects: invalid key")
 	// ErrKeyTooLarge: a key is longer than MaxKeySize. Nothing was buffered.
 	ErrKeyTooLarge = errors.New("objects: key too large")

@@ -26,6 +26,7 @@ type event struct {
 	m        *method
 	in       any
 	group    Group        // the object's group when the call was routed
+	alarm    bool         // an alarm firing (alarm.go), not a call: req has no method
 	reply    chan outcome // buffered (1): answering never blocks on a caller that left
 	answered bool         // executor only: answer panics on a second answer
 }
@@ -97,6 +98,8 @@ type instance struct {
 	// commands differently from what the view assumed (rejected, duplicate, foreign
 	// write); its later commands that still apply are counted as inconsistencies.
 	brokenGen uint64
+	// ambiguity caches ambiguousClass: 0 unknown, 1 no, 2 yes.
+	ambiguity uint8
 }
 
 func newInstance(r *Runtime, id objid.ID, cls *class) *instance {
@@ -264,7 +267,12 @@ func (in *instance) execute(ev *event) {
 		}
 	}
 
-	if in.obj == nil && !in.activate(ev) {
+	if ev.alarm {
+		in.fireAlarm(ev)
+		return
+	}
+	if err := in.activateErr(ev); err != nil {
+		in.enqueueRead(ev, nil, err)
 		return
 	}
 	in.invoke(ev)
@@ -300,9 +308,12 @@ func (in *instance) lookupDedup(k reqKey) ([]byte, bool, error) {
 	return res, found, err
 }
 
-// activate makes the user's object and runs its Init. On failure ev is answered (through
-// the output gate) and the object stays inactive, so the next call tries again.
-func (in *instance) activate(ev *event) bool {
+// activateErr makes the user's object and runs its Init, unless it is active. On failure
+// the object stays inactive, so the next event tries again, and the caller answers ev.
+func (in *instance) activateErr(ev *event) error {
+	if in.obj != nil {
+		return nil
+	}
 	now := in.rt.opts.Now()
 	st := newStorage(in.group, in.id[:], in.inflight)
 	var obj any
@@ -318,17 +329,15 @@ func (in *instance) activate(ev *event) bool {
 	})
 	st.closed = true
 	if err != nil {
-		in.enqueueRead(ev, nil, err)
-		return false
+		return err
 	}
 	if w := st.stack[0]; w.hasWrites() {
 		if err := in.propose(nil, w, nil, now); err != nil {
-			in.enqueueRead(ev, nil, err)
-			return false
+			return err
 		}
 	}
 	in.obj = obj
-	return true
+	return nil
 }
 
 // invoke runs the handler and sends its outcome into the pipeline.
@@ -401,6 +410,12 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 		cmd.Client = bytes.Clone(ev.req.Client[:])
 		cmd.Seq, cmd.Ack, cmd.Result = ev.req.Seq, ev.req.Ack, result
 	}
+	if w.alarm.kind == alarmSet && in.ambiguousClass() {
+		// The scheduler finds objects by ID alone; this one's ID passes another class's
+		// checksum too, so the class goes with the alarm.
+		w.put(alarmClassKey, write{val: encodeClass(in.cls.name)})
+		cmd.Ops = w.ops()
+	}
 	// Storage checks every limit before buffering, so this only fails on a bug; checking
 	// here keeps an invalid command out of the log, where its rejection would leave the
 	// commands pipelined behind it applied on a state their handlers did not see.
@@ -411,6 +426,9 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	in.proposed++
 	e := &entry{gen: in.gen, ev: ev, w: w, seq: in.nextSeq, result: result, done: make(chan struct{})}
 	in.inflight.applyInflight(w, e.seq)
+	if s := in.rt.sched; s != nil && (w.alarm.kind != alarmNone || w.cleared) {
+		s.notify(in.group, in.id, w.alarm) // a cleared layer's alarm is alarmNone: removed
+	}
 	// The generation's term goes with the command: if the term ended since the handler
 	// ran, the group refuses it rather than append it in a term where the commands it
 	// was built on may be lost (Group's Term rule).

@@ -66,7 +66,14 @@ func Register[T any](name string, newFn func() *T, methods ...MethodDef[T]) {
 
 // RegisterIn adds the class name to r: newFn makes a fresh instance (called on each
 // activation, on the object's executor), methods are its callable methods. If *T
-// implements Initer, Init runs on each activation.
+// implements Initer, Init runs on each activation; if it implements Alarmer, Alarm runs
+// when the object's alarm is due.
+//
+// Alarms are found by object ID alone, and an ID names its class only through a 32-bit
+// checksum of (class, ID body): the runtime finds an alarm's class by checking the ID
+// against every registered class. The checksum depends on the ID, so no two names collide
+// for every ID, and there is nothing to refuse here; for the rare ID (about 2⁻³² per
+// other class) that passes two classes, the class is stored next to its alarm.
 //
 // RegisterIn panics on a programming error: an invalid or duplicate class or method name,
 // a nil newFn, or no methods. Call it at program start.
@@ -82,11 +89,13 @@ func RegisterIn[T any](r *Registry, name string, newFn func() *T, methods ...Met
 	}
 	var zero *T
 	_, hasInit := any(zero).(Initer)
+	_, hasAlarm := any(zero).(Alarmer)
 	c := &class{
-		name:    name,
-		newFn:   func() any { return newFn() },
-		methods: make(map[string]*method, len(methods)),
-		hasInit: hasInit,
+		name:     name,
+		newFn:    func() any { return newFn() },
+		methods:  make(map[string]*method, len(methods)),
+		hasInit:  hasInit,
+		hasAlarm: hasAlarm,
 	}
 	for _, md := range methods {
 		if md.m == nil {
@@ -160,10 +169,11 @@ func checkName(s string) error {
 
 // class is a registered object type.
 type class struct {
-	name    string
-	newFn   func() any // returns a *T
-	methods map[string]*method
-	hasInit bool
+	name     string
+	newFn    func() any // returns a *T
+	methods  map[string]*method
+	hasInit  bool
+	hasAlarm bool // *T implements Alarmer
 }
 
 // method is a registered method, with its types erased.

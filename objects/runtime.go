@@ -21,8 +21,22 @@ type Options struct {
 	MaxQueue int
 	// Logger receives resets, panics and evictions. Default: discard.
 	Logger *slog.Logger
-	// Now is the clock for Context.Now, command log times and idleness. Default time.Now.
+	// Now is the clock for Context.Now, command log times, idleness and alarm times.
+	// Default time.Now. Alarms wait on real timers for the differences it reports.
 	Now func() time.Time
+
+	// AlarmRetryDelay is the delay before the first retry of a failed alarm; each next
+	// retry waits twice as long. Default 2s.
+	AlarmRetryDelay time.Duration
+	// AlarmLookahead is how far ahead of now the scheduler loads alarms from a group's
+	// time index; it rescans every half of it. Default 5s.
+	AlarmLookahead time.Duration
+	// AlarmMaxLoaded bounds the alarms one group's scheduler holds in memory. Default
+	// 10,000.
+	AlarmMaxLoaded int
+	// AlarmPoll is how often the runtime asks its AlarmGroups which groups it leads: a new
+	// leader's alarms resume within it. Default 100ms.
+	AlarmPoll time.Duration
 }
 
 // Defaults for Options.
@@ -68,6 +82,7 @@ type Runtime struct {
 	closeOnce sync.Once
 	stopSweep chan struct{}
 	sweepDone chan struct{}
+	sched     *scheduler // nil when the Locator is no AlarmGroups
 
 	executing    atomic.Int64
 	calls        atomic.Uint64
@@ -76,6 +91,10 @@ type Runtime struct {
 	overloads    atomic.Uint64
 	evictions    atomic.Uint64
 	inconsistent atomic.Uint64
+
+	alarmsFired   atomic.Uint64
+	alarmRetries  atomic.Uint64
+	alarmsDropped atomic.Uint64
 }
 
 // numShards splits the instance table so concurrent calls to different objects rarely
@@ -89,7 +108,8 @@ type shard struct {
 }
 
 // NewRuntime returns a Runtime serving the classes of reg, routing objects with loc.
-// Close it to stop.
+// If loc also implements AlarmGroups, the runtime fires the alarms of the groups it
+// serves. Close it to stop.
 func NewRuntime(reg *Registry, loc Locator, opts Options) *Runtime {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
@@ -102,6 +122,18 @@ func NewRuntime(reg *Registry, loc Locator, opts Options) *Runtime {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.AlarmRetryDelay <= 0 {
+		opts.AlarmRetryDelay = DefaultAlarmRetryDelay
+	}
+	if opts.AlarmLookahead <= 0 {
+		opts.AlarmLookahead = DefaultAlarmLookahead
+	}
+	if opts.AlarmMaxLoaded <= 0 {
+		opts.AlarmMaxLoaded = DefaultAlarmMaxLoaded
+	}
+	if opts.AlarmPoll <= 0 {
+		opts.AlarmPoll = DefaultAlarmPoll
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
@@ -118,7 +150,19 @@ func NewRuntime(reg *Registry, loc Locator, opts Options) *Runtime {
 		r.shards[i].instances = make(map[objid.ID]*instance)
 	}
 	go r.sweepLoop()
+	if src, ok := loc.(AlarmGroups); ok {
+		r.sched = newScheduler(r, src)
+		go r.sched.run()
+	}
 	return r
+}
+
+// lookupInstance returns the object's instance if it is in memory.
+func (r *Runtime) lookupInstance(id objid.ID) *instance {
+	sh := &r.shards[id[1]%numShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.instances[id]
 }
 
 // Call runs req and returns the method's encoded result (msgpack, or JSON if req.JSON).
@@ -217,6 +261,9 @@ func (r *Runtime) admit(cls *class, ev *event) error {
 // answered. It is idempotent.
 func (r *Runtime) Close() {
 	r.closeOnce.Do(func() {
+		if r.sched != nil {
+			r.sched.close() // no new alarm events
+		}
 		for i := range r.shards {
 			sh := &r.shards[i]
 			sh.mu.Lock()
@@ -227,6 +274,9 @@ func (r *Runtime) Close() {
 		close(r.stopSweep)
 		<-r.sweepDone
 		r.execs.Wait()
+		if r.sched != nil {
+			r.sched.wait()
+		}
 	})
 }
 
@@ -243,6 +293,11 @@ type Stats struct {
 	// was rejected by the state machine: their writes assumed the rejected ones. It must
 	// stay 0; see the limits in the package documentation.
 	Inconsistent uint64
+
+	AlarmsFired   uint64 // Alarm handler invocations
+	AlarmRetries  uint64 // alarms rescheduled after their handler failed
+	AlarmsDropped uint64 // alarms dropped after MaxAlarmRetries failed retries
+	AlarmsLoaded  int    // alarms held in memory by the schedulers of this node's groups
 }
 
 // Stats returns the current counters.
@@ -254,15 +309,23 @@ func (r *Runtime) Stats() Stats {
 		n += len(sh.instances)
 		sh.mu.Unlock()
 	}
+	loaded := 0
+	if r.sched != nil {
+		loaded = r.sched.loaded()
+	}
 	return Stats{
-		Instances:    n,
-		Executing:    int(r.executing.Load()),
-		Calls:        r.calls.Load(),
-		Resets:       r.resets.Load(),
-		Panics:       r.panics.Load(),
-		Overloaded:   r.overloads.Load(),
-		Evictions:    r.evictions.Load(),
-		Inconsistent: r.inconsistent.Load(),
+		Instances:     n,
+		Executing:     int(r.executing.Load()),
+		Calls:         r.calls.Load(),
+		Resets:        r.resets.Load(),
+		Panics:        r.panics.Load(),
+		Overloaded:    r.overloads.Load(),
+		Evictions:     r.evictions.Load(),
+		Inconsistent:  r.inconsistent.Load(),
+		AlarmsFired:   r.alarmsFired.Load(),
+		AlarmRetries:  r.alarmRetries.Load(),
+		AlarmsDropped: r.alarmsDropped.Load(),
+		AlarmsLoaded:  loaded,
 	}
 }
 

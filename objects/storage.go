@@ -287,7 +287,7 @@ func (s *Storage) List(o ListOptions) ([]Entry[Value], error) {
 	baseVisible := true
 	for l := range s.layers() {
 		for k, w := range l.writes {
-			if _, shadowed := over[k]; !shadowed && inRange(k, &o) {
+			if _, shadowed := over[k]; !shadowed && inRange(k, &o) && !isReserved(k) {
 				over[k] = w
 			}
 		}
@@ -327,6 +327,9 @@ func (s *Storage) List(o ListOptions) ([]Entry[Value], error) {
 		err := s.group.View(func(tx *fsm.Tx) error {
 			return tx.List(s.object, o.fsmOptions(), func(k, v []byte) bool {
 				key := string(k)
+				if isReserved(key) {
+					return true // the runtime's keys are not the user's
+				}
 				for next < len(keys) && before(keys[next], key) && !full() {
 					emitOverlay()
 				}
@@ -396,13 +399,18 @@ var (
 	maxAlarm = time.Unix(0, math.MaxInt64)
 )
 
-// SetAlarm sets the object's alarm to at, replacing any. (Firing alarms is not built yet.)
+// SetAlarm sets the object's alarm to at, replacing any (and ending the retries of a
+// failing one). When at comes, the class's Alarm handler runs (see Alarmer); a time in the
+// past fires as soon as possible. An object has at most one alarm.
 func (s *Storage) SetAlarm(at time.Time) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
 	if at.Before(minAlarm) || at.After(maxAlarm) {
 		return fmt.Errorf("%w: %v", ErrInvalidAlarm, at)
+	}
+	if err := s.endRetries(); err != nil {
+		return err
 	}
 	s.top().alarm = alarmWrite{kind: alarmSet, at: at.UnixNano()}
 	return nil
@@ -441,7 +449,21 @@ func (s *Storage) DeleteAlarm() error {
 	if err := s.usable(); err != nil {
 		return err
 	}
+	if err := s.endRetries(); err != nil {
+		return err
+	}
 	s.top().alarm = alarmWrite{kind: alarmDelete}
+	return nil
+}
+
+// endRetries buffers the removal of the alarm's retry count, if it has one: a replaced or
+// deleted alarm is no longer being retried, and the next one starts at RetryCount 0.
+func (s *Storage) endRetries() error {
+	_, retrying, err := s.get(alarmRetryKey)
+	if err != nil || !retrying {
+		return err
+	}
+	s.top().put(alarmRetryKey, write{del: true})
 	return nil
 }
 
@@ -581,6 +603,9 @@ func checkKey(k string) error {
 	}
 	if len(k) > MaxKeySize {
 		return fmt.Errorf("%w: %d bytes > %d", ErrKeyTooLarge, len(k), MaxKeySize)
+	}
+	if isReserved(k) {
+		return fmt.Errorf("%w: keys beginning with %q are reserved", ErrInvalidKey, reservedPrefix)
 	}
 	return nil
 }

@@ -1,0 +1,28 @@
+package duro
+
+import (
+	"github.com/duro-db/duro/objects"
+	"github.com/duro-db/duro/raftgroup"
+)
+
+// ServingGroups returns the data groups this node leads and serves now, as the same
+// adapters Locate returns, so the object runtime fires their alarms (objects.AlarmGroups).
+// The runtime polls it; a group whose leadership moved here has its alarms resumed within
+// objects.Options.AlarmPoll of its Barrier.
+func (l *locator) ServingGroups() []objects.Group {
+	var out []objects.Group
+	for _, g := range l.node.Groups() {
+		if g.ID() == raftgroup.MetaGroup {
+			continue // holds the cluster record, no objects of users
+		}
+		if _, ok := g.LeaderTerm(); !ok {
+			continue
+		}
+		if a := l.groups[g.ID()]; a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+var _ objects.AlarmGroups = (*locator)(nil)
