@@ -59,10 +59,10 @@ type group struct {
 func (a *group) LeaderTerm() (term uint64, ok bool) { return a.g.LeaderTerm() }
 
 func (a *group) Propose(_ context.Context, term uint64, cmd *fsm.Command) objects.Proposal {
-	return objects.ProposalFunc(a.g.Submit(term, cmd))
+	return objects.ProposalFunc(a.propose(term, cmd)) // failpoints.go: a.g.Submit plus test-only faults
 }
 
-func (a *group) ReadIndex(ctx context.Context) error  { return a.g.ReadIndex(ctx) }
+func (a *group) ReadIndex(ctx context.Context) error  { return a.readIndex(ctx) } // failpoints.go
 func (a *group) View(fn func(tx *fsm.Tx) error) error { return a.g.View(fn) }
 func (a *group) String() string                       { return fmt.Sprintf("group %d", a.g.ID()) }
 

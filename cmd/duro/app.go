@@ -52,6 +52,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			membersCommand(),
 			groupsCommand(),
+			jepsenCommand(),
 		},
 		// Bad flags are reported by run as one line, not with the whole help text.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

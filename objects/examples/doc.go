@@ -6,6 +6,11 @@
 //   - RateLimiter: a token bucket, configured with Configure, consumed with Take.
 //   - Lock: a lease with a fencing token: Acquire, Release.
 //   - ChatLog: an append-only log read in ranges, keyed so byte order is sequence order.
+//   - Set: a grow-only set of integers (Add, Read); the Jepsen harness's set workload.
+//   - Bank: accounts in one object moved between by Transfer, whose total never changes;
+//     the Jepsen harness's bank workload.
+//   - Session: data with a time to live renewed by each call, deleted by an alarm on expiry.
+//   - Batcher: buffers items and flushes them when full or when its alarm fires.
 //
 // All state lives in Storage, so every class survives restarts, eviction and leader
 // changes; the in-memory object holds nothing. Time comes from Context.Now.
@@ -20,4 +25,7 @@ func RegisterAll(r *objects.Registry) {
 	registerRateLimiter(r)
 	registerLock(r)
 	registerChatLog(r)
+	registerSet(r)
+	registerBank(r)
+	RegisterAlarmExamples(r)
 }

@@ -1,0 +1,45 @@
+package duro
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParseFaults(t *testing.T) {
+	tests := []struct {
+		name               string
+		failpoints, unsafe string
+		want               faultSwitches
+		wantErr            bool
+	}{
+		{name: "off"},
+		{name: "both crashes", failpoints: "crash-before-propose=/a, crash-before-commit=/b",
+			want: faultSwitches{crashBeforePropose: "/a", crashBeforeCommit: "/b"}},
+		{name: "unsafe", unsafe: "ack-before-commit,stale-reads", want: faultSwitches{ackBeforeCommit: true, staleReads: true}},
+		{name: "failpoint without file", failpoints: "crash-before-commit", wantErr: true},
+		{name: "unknown failpoint", failpoints: "crash-sometimes=/a", wantErr: true},
+		{name: "unknown unsafe switch", unsafe: "ack-whenever", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFaults(tt.failpoints, tt.unsafe)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The switches are off unless the environment turned them on: the test binary runs
+// without DURO_FAILPOINTS and DURO_UNSAFE, like every ordinary deployment.
+func TestFaultsOffByDefault(t *testing.T) {
+	if os.Getenv(EnvFailpoints) != "" || os.Getenv(EnvUnsafe) != "" {
+		t.Skip("fault switches set in the environment")
+	}
+	if faults != (faultSwitches{}) {
+		t.Fatalf("fault switches on without being asked for: %+v", faults)
+	}
+}
