@@ -160,7 +160,12 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 			req.Call.Ack = c.seqs.ack()
 			req.Call.TimeoutMillis = timeoutMillis(ctx)
 			var resp *wire.Response
-			resp, err = nc.roundTrip(ctx, &req)
+			// Each attempt has its own timeout, so a node that stops answering (paused,
+			// cut off, overloaded) costs one attempt, not the whole call: the retry goes
+			// elsewhere, or joins the same attempt on the node if it is still running it.
+			actx, cancel := context.WithTimeout(ctx, c.opts.attemptTimeout)
+			resp, err = nc.roundTrip(actx, &req)
+			cancel()
 			if err == nil {
 				if resp.Err == nil {
 					return resp.Result, nil

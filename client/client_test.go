@@ -378,3 +378,36 @@ func closedAddr(t testing.TB) string {
 	l.Close()
 	return addr
 }
+
+// A leader that stops answering (SIGSTOP, a one-way cut) costs one attempt, not the call:
+// after the attempt timeout the call goes to another node, which has the new leadership.
+func TestSilentLeaderCostsOneAttempt(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	a, b := fc.nodes[0], fc.nodes[1]
+	fc.script(a, func(*wire.Call) reply { return reply{silence: true} })
+	var seqs []uint64
+	var mu sync.Mutex
+	fc.script(b, func(call *wire.Call) reply {
+		mu.Lock()
+		seqs = append(seqs, call.Seq)
+		mu.Unlock()
+		return ok(mustMarshal(t, 7))
+	})
+	c, err := Dial(testCtx(t, 5*time.Second), []string{a.addr}, WithAttemptTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fc.leader = b.id // what the topology says once the silent leader has been replaced
+	start := time.Now()
+	var out int
+	if err := c.Namespace("C").GetByName("x").Call(testCtx(t, 10*time.Second), "Add", 1, &out); err != nil || out != 7 {
+		t.Fatalf("call = %d, %v", out, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("call took %v: the silent node held it", d)
+	}
+	if len(seqs) != 1 {
+		t.Fatalf("node b saw %d attempts (%v), want 1", len(seqs), seqs)
+	}
+}

@@ -9,6 +9,7 @@ import (
 const (
 	DefaultDialTimeout     = 5 * time.Second
 	DefaultCallTimeout     = 30 * time.Second
+	DefaultAttemptTimeout  = 5 * time.Second
 	DefaultMinRetryBackoff = 5 * time.Millisecond
 	DefaultMaxRetryBackoff = 1 * time.Second
 )
@@ -24,15 +25,18 @@ type options struct {
 	log         *slog.Logger
 	dialTimeout time.Duration
 	callTimeout time.Duration
+	// attemptTimeout bounds one attempt at one node.
+	attemptTimeout time.Duration
 }
 
 func defaultOptions() options {
 	return options{
-		minBackoff:  DefaultMinRetryBackoff,
-		maxBackoff:  DefaultMaxRetryBackoff,
-		log:         slog.New(slog.DiscardHandler),
-		dialTimeout: DefaultDialTimeout,
-		callTimeout: DefaultCallTimeout,
+		minBackoff:     DefaultMinRetryBackoff,
+		maxBackoff:     DefaultMaxRetryBackoff,
+		log:            slog.New(slog.DiscardHandler),
+		dialTimeout:    DefaultDialTimeout,
+		callTimeout:    DefaultCallTimeout,
+		attemptTimeout: DefaultAttemptTimeout,
 	}
 }
 
@@ -81,4 +85,17 @@ func WithDialTimeout(d time.Duration) Option {
 // answer or its context is cancelled.
 func WithCallTimeout(d time.Duration) Option {
 	return func(o *options) { o.callTimeout = d }
+}
+
+// WithAttemptTimeout bounds how long one attempt waits for one node's answer before the
+// call is retried (with the same request ID, so it is still applied at most once). It
+// keeps a paused or cut-off leader from holding calls until their deadline. Calls that
+// legitimately take longer are not cut short: their retry joins the attempt still running
+// on the node. Default DefaultAttemptTimeout.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.attemptTimeout = d
+		}
+	}
 }
