@@ -99,21 +99,31 @@ func BenchmarkProposeAllGroups(b *testing.B) {
 }
 
 // BenchmarkIdle reports the CPU an idle 3-node cluster at the default group count uses, as a
-// percentage of one core, and the goroutines it runs. b.N is ignored: one 10 s sample.
+// percentage of one core, and the goroutines it runs, for the default timing and for
+// stretched idle timers. b.N is ignored: one 10 s sample each.
 func BenchmarkIdle(b *testing.B) {
-	c := newCluster(b, 3, withGroups(DefaultGroups), withSync())
-	c.waitAllLeaders()
-	time.Sleep(5 * time.Second) // let leadership balancing finish before sampling
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	slow := DefaultTiming()
+	slow.CommitTimeout = time.Second
+	for _, tc := range []struct {
+		name   string
+		timing Timing
+	}{{"default", DefaultTiming()}, {"commit=1s", slow}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newCluster(b, 3, withGroups(DefaultGroups), withSync(), withTiming(tc.timing))
+			c.waitAllLeaders()
+			time.Sleep(5 * time.Second) // let leadership balancing finish before sampling
+			cpu := func() time.Duration {
+				var ru syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+				return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			}
+			b.ResetTimer()
+			start, t0 := cpu(), time.Now()
+			time.Sleep(10 * time.Second)
+			used, wall := cpu()-start, time.Since(t0)
+			b.StopTimer()
+			b.ReportMetric(100*used.Seconds()/wall.Seconds(), "%cpu")
+			b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		})
 	}
-	b.ResetTimer()
-	start, t0 := cpu(), time.Now()
-	time.Sleep(10 * time.Second)
-	used, wall := cpu()-start, time.Since(t0)
-	b.StopTimer()
-	b.ReportMetric(100*used.Seconds()/wall.Seconds(), "%cpu")
-	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 }
