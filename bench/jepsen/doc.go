@@ -10,15 +10,17 @@
 //     root. Each node's canonical address — the one in --peers, which the SDK learns from
 //     the topology — is a client proxy in front of it, so client connections can be reset
 //     too. SIGKILL/restart and SIGSTOP/SIGCONT act on the processes.
-//   - Workloads (register, counter, set, bank) run on Workers, one SDK client each, and
-//     record every operation as ok, fail (definitely did not happen) or info (unknown).
+//   - Workloads (register, counter, set, bank, alarms) run on Workers, one SDK client
+//     each, and record every operation as ok, fail (definitely did not happen) or info
+//     (unknown).
 //   - Nemesis: a seeded schedule of faults (kill, pause, partition, slow, reset), each
 //     healed before the final reads.
 //   - Checker: porcupine per object for register and counter, where an unknown outcome
 //     is an operation that never returns; and the workloads' invariants (a counter's
 //     reads lie between the acknowledged and the attempted increments; a set loses no
-//     acknowledged element; a bank's total never changes). Nothing acknowledged may be
-//     missing from the final reads.
+//     acknowledged element; a bank's total never changes; every acknowledged reminder is
+//     delivered, none before its time). Nothing acknowledged may be missing from the
+//     final reads.
 //   - Report: history.jsonl, summary.json, porcupine's HTML per object, latency.svg with
 //     the faults shaded, and every node's log, in one directory.
 //

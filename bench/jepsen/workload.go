@@ -94,12 +94,14 @@ func NewWorkload(name, prefix string, keys int) (Workload, error) {
 		return &setWorkload{prefix: prefix, keys: keys}, nil
 	case "bank":
 		return &bankWorkload{prefix: prefix, keys: keys}, nil
+	case "alarms":
+		return &alarmsWorkload{prefix: prefix}, nil // a fresh object per reminder: keys unused
 	}
-	return nil, fmt.Errorf("jepsen: unknown workload %q (register, counter, set, bank)", name)
+	return nil, fmt.Errorf("jepsen: unknown workload %q (register, counter, set, bank, alarms)", name)
 }
 
 // Workloads lists the names NewWorkload accepts.
-var Workloads = []string{"register", "counter", "set", "bank"}
+var Workloads = []string{"register", "counter", "set", "bank", "alarms"}
 
 func objectName(prefix, kind string, k int) string { return fmt.Sprintf("%s%s-%d", prefix, kind, k) }
 

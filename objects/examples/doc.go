@@ -11,6 +11,8 @@
 //     the Jepsen harness's bank workload.
 //   - Session: data with a time to live renewed by each call, deleted by an alarm on expiry.
 //   - Batcher: buffers items and flushes them when full or when its alarm fires.
+//   - Reminder: one reminder delivered at least once and never early, by an alarm whose
+//     first deliveries can be told to fail (a flaky webhook); the Jepsen alarms workload.
 //
 // All state lives in Storage, so every class survives restarts, eviction and leader
 // changes; the in-memory object holds nothing. Time comes from Context.Now.
@@ -28,4 +30,5 @@ func RegisterAll(r *objects.Registry) {
 	registerSet(r)
 	registerBank(r)
 	RegisterAlarmExamples(r)
+	registerReminder(r)
 }

@@ -136,7 +136,7 @@ func (e *env) must(class, name, method string, in, out any) {
 func TestRegisterAll(t *testing.T) {
 	reg := objects.NewRegistry()
 	RegisterAll(reg)
-	want := []string{"Bank", "Batcher", "ChatLog", "Counter", "Lock", "RateLimiter", "Register", "Session", "Set"}
+	want := []string{"Bank", "Batcher", "ChatLog", "Counter", "Lock", "RateLimiter", "Register", "Reminder", "Session", "Set"}
 	if got := reg.Classes(); !slices.Equal(got, want) {
 		t.Fatalf("classes = %v, want %v", got, want)
 	}
