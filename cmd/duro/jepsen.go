@@ -23,7 +23,7 @@ func jepsenCommand() *cli.Command {
 			"history: linearizability per object (porcupine) and each workload's invariants.\n" +
 			"Prints VALID or INVALID (exit code 1) and leaves a report in --out: history.jsonl,\n" +
 			"summary.json, linear-*.html, latency.svg and every node's log.\n\n" +
-			"Example:  duro jepsen --time 5m --nemesis all --workload register,counter,set,bank",
+			"Example:  duro jepsen --time 5m --nemesis all --workload register,counter,set,bank,alarms",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Usage: "cluster size: 3 or 5", Value: 3},
 			&cli.DurationFlag{Name: "time", Usage: "how long to run the workload and the faults", Value: 60 * time.Second},
