@@ -53,6 +53,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			membersCommand(),
 			groupsCommand(),
 			jepsenCommand(),
+			benchCommand(),
 		},
 		// Bad flags are reported by run as one line, not with the whole help text.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
