@@ -109,7 +109,7 @@ func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, err
 		}
 	}
 	f := g.raft.Apply(data, timeout)
-	if err := waitFuture(ctx, f); err != nil {
+	if err := g.waitFuture(ctx, f); err != nil {
 		g.node.cfg.Metrics.Proposed(g.id, false)
 		return nil, g.applyError(err)
 	}
@@ -138,7 +138,7 @@ func (g *Group) Submit(term uint64, cmd *fsm.Command) (wait func() (*fsm.Result,
 	}
 	f := g.raft.Apply(data, 0)
 	return func() (*fsm.Result, error) {
-		if err := f.Error(); err != nil {
+		if err := g.waitFuture(context.Background(), f); err != nil {
 			g.node.cfg.Metrics.Proposed(g.id, false)
 			return nil, g.applyError(err)
 		}
@@ -155,11 +155,11 @@ func (g *Group) result(f raft.ApplyFuture) *fsm.Result {
 	return res
 }
 
-// waitFuture waits for f or ctx. A future abandoned on ctx keeps running inside raft.
-func waitFuture(ctx context.Context, f raft.Future) error {
-	if ctx.Done() == nil {
-		return f.Error()
-	}
+// waitFuture waits for f, ctx, or the group's shutdown. hashicorp/raft never answers a
+// future still queued when it shuts down (its futures carry no shutdown channel), so a
+// plain f.Error() can block forever; the goroutine left waiting on such a future is the
+// price of not hanging.
+func (g *Group) waitFuture(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
@@ -167,6 +167,8 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
+	case <-g.stop:
+		return raft.ErrRaftShutdown
 	}
 }
 
@@ -238,7 +240,7 @@ func (g *Group) readRound() error {
 		return g.notLeader()
 	}
 	index := g.raft.CommitIndex()
-	if err := g.raft.VerifyLeader().Error(); err != nil {
+	if err := g.waitFuture(context.Background(), g.raft.VerifyLeader()); err != nil {
 		return g.notLeader()
 	}
 	// Leadership confirmed after reading index; the term must not have moved in between,
@@ -300,7 +302,7 @@ func (g *Group) watchLeadership() {
 				continue
 			}
 			term := g.raft.CurrentTerm()
-			if err := g.raft.Barrier(g.node.cfg.Timing.ElectionTimeout * 5).Error(); err != nil {
+			if err := g.waitFuture(context.Background(), g.raft.Barrier(g.node.cfg.Timing.ElectionTimeout*5)); err != nil {
 				g.log.Warn("barrier after election failed", "err", err)
 				continue
 			}

@@ -342,7 +342,7 @@ func (n *Node) balance() {
 				continue
 			}
 			n.log.Debug("handing leadership to preferred leader", "group", g.id, "to", pref)
-			err := g.raft.LeadershipTransferToServer(raft.ServerID(pref), raft.ServerAddress(n.addrOf(pref))).Error()
+			err := g.waitFuture(context.Background(), g.raft.LeadershipTransferToServer(raft.ServerID(pref), raft.ServerAddress(n.addrOf(pref))))
 			if err != nil {
 				backoff[g.id] = time.Now().Add(30 * time.Second)
 				n.log.Debug("leadership transfer failed", "group", g.id, "to", pref, "err", err)
@@ -382,8 +382,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := g.raft.LeadershipTransfer()
-			_ = waitFuture(ctx, f)
+			_ = g.waitFuture(ctx, g.raft.LeadershipTransfer())
 		}()
 	}
 	wg.Wait()
