@@ -65,10 +65,11 @@ func FormatPeers(peers []Peer) string {
 }
 
 // Timing holds the Raft timers of every group. hashicorp/raft's defaults are tuned for one
-// group per process; with tens of groups per node the per-group fixed costs (a heartbeat per
-// follower every HeartbeatTimeout/10, an AppendEntries per follower every CommitTimeout even
-// when idle) dominate idle CPU, so duro stretches the idle timers and keeps the election
-// timers near the defaults, which bound failover time.
+// group per process; with tens of groups per node the per-group fixed costs dominate idle
+// CPU: heartbeats (coalesced into one round per peer node, see beat.go) and an
+// AppendEntries per follower every CommitTimeout even when idle, only to carry the commit
+// index. So duro stretches CommitTimeout and keeps the election timers near the defaults,
+// which bound failover time.
 type Timing struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -88,7 +89,7 @@ func DefaultTiming() Timing {
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      250 * time.Millisecond,
+		CommitTimeout:      2 * time.Second,
 		SnapshotInterval:   60 * time.Second,
 		SnapshotThreshold:  16384,
 		TrailingLogs:       8192,

@@ -12,11 +12,43 @@ import (
 	"github.com/duro-db/duro/transport"
 )
 
-// linkProxy forwards one directed link and counts what crosses it.
+// linkProxy forwards one directed link and counts what crosses it. cut makes it drop every
+// connection, open or new, until heal.
 type linkProxy struct {
 	ln    net.Listener
 	conns atomic.Int64
 	wg    sync.WaitGroup
+
+	mu     sync.Mutex
+	isCut  bool
+	active map[net.Conn]struct{}
+}
+
+func (p *linkProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = true
+	for c := range p.active {
+		c.Close()
+	}
+}
+
+func (p *linkProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = false
+}
+
+// track registers c, or closes it and reports false while the link is cut.
+func (p *linkProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.isCut {
+		c.Close()
+		return false
+	}
+	p.active[c] = struct{}{}
+	return true
 }
 
 func newLinkProxy(t *testing.T, target string) *linkProxy {
@@ -25,7 +57,7 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &linkProxy{ln: ln}
+	p := &linkProxy{ln: ln, active: map[net.Conn]struct{}{}}
 	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
 	p.wg.Add(1)
 	go func() {
@@ -36,8 +68,15 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 				return
 			}
 			p.conns.Add(1)
+			if !p.track(in) {
+				continue
+			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
+				in.Close()
+				continue
+			}
+			if !p.track(out) {
 				in.Close()
 				continue
 			}
@@ -47,6 +86,10 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 				io.Copy(dst, src)
 				dst.Close()
 				src.Close()
+				p.mu.Lock()
+				delete(p.active, dst)
+				delete(p.active, src)
+				p.mu.Unlock()
 			}
 			go pipe(out, in)
 			go pipe(in, out)
@@ -55,10 +98,9 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 	return p
 }
 
-// With DialAddrs, every node reaches each peer through the address it was given for that
-// peer, while group configurations keep the canonical addresses.
-func TestDialAddrsRouteRaftTraffic(t *testing.T) {
-	const n = 3
+// newProxiedCluster starts n nodes whose every directed link i->j goes through
+// proxies[[2]int{i, j}] (Config.DialAddrs).
+func newProxiedCluster(t *testing.T, n, groups int) (*testCluster, map[[2]int]*linkProxy, []Peer) {
 	var muxes []*transport.Mux
 	var peers []Peer
 	for i := 0; i < n; i++ {
@@ -81,7 +123,7 @@ func TestDialAddrsRouteRaftTraffic(t *testing.T) {
 				dial[peers[j].ID] = p.ln.Addr().String()
 			}
 		}
-		node, err := Start(Config{ID: peers[i].ID, DataDir: t.TempDir(), Peers: peers, Groups: 3,
+		node, err := Start(Config{ID: peers[i].ID, DataDir: t.TempDir(), Peers: peers, Groups: groups,
 			Timing: fastTiming(), NoSync: true, DialAddrs: dial, Logger: testLogger()}, muxes[i])
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +131,13 @@ func TestDialAddrsRouteRaftTraffic(t *testing.T) {
 		t.Cleanup(func() { node.Close() })
 		nodes = append(nodes, node)
 	}
-	c := &testCluster{t: t, nodes: nodes, muxes: muxes}
+	return &testCluster{t: t, nodes: nodes, muxes: muxes}, proxies, peers
+}
+
+// With DialAddrs, every node reaches each peer through the address it was given for that
+// peer, while group configurations keep the canonical addresses.
+func TestDialAddrsRouteRaftTraffic(t *testing.T) {
+	c, proxies, peers := newProxiedCluster(t, 3, 3)
 	c.waitAllLeaders()
 	c.propose(1, put(randomID(), "k", "v"))
 	// Once leadership is balanced every node leads a group, so every directed link carries

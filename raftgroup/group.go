@@ -193,7 +193,7 @@ func (g *Group) applyError(err error) error {
 // every entry committed before ReadIndex was called; a read of View after it is linearizable.
 //
 // Concurrent callers share rounds: each round reads the commit index, confirms leadership
-// with one heartbeat round (VerifyLeader) and waits for the state machine to catch up. A
+// with one heartbeat round (confirmLeader) and waits for the state machine to catch up. A
 // caller joins the next round to start after it arrived, never one already under way, since
 // that round's commit index may predate the caller.
 func (g *Group) ReadIndex(ctx context.Context) error {
@@ -240,7 +240,7 @@ func (g *Group) readRound() error {
 		return g.notLeader()
 	}
 	index := g.raft.CommitIndex()
-	if err := g.waitFuture(context.Background(), g.raft.VerifyLeader()); err != nil {
+	if !g.confirmLeader(term) {
 		return g.notLeader()
 	}
 	// Leadership confirmed after reading index; the term must not have moved in between,
@@ -251,6 +251,30 @@ func (g *Group) readRound() error {
 	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.Timing.ElectionTimeout*5)
 	defer cancel()
 	return g.waitApplied(ctx, index)
+}
+
+// confirmLeader reports whether a majority of the group's replicas, this one included,
+// accept this node as the group's leader in term, as shown by heartbeat rounds that
+// started after the call (raft's VerifyLeader, through the node's coalesced rounds, so
+// the reads of every group this node leads share them).
+func (g *Group) confirmLeader(term uint64) bool {
+	var peers []string
+	for _, id := range g.node.placement.Replicas[g.id] {
+		if id != g.node.cfg.ID {
+			peers = append(peers, id)
+		}
+	}
+	need := (len(peers)+1)/2 + 1 - 1 // a majority of the replicas, minus this one
+	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.Timing.ElectionTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-g.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return g.node.beats.confirm(ctx, g.id, term, peers, need) >= need
 }
 
 // waitApplied returns once the state machine reflects every entry up to index.

@@ -28,6 +28,7 @@ type Node struct {
 	placement Placement
 	mux       *transport.Mux
 	logs      *logstore.Store
+	beats     *beats
 	log       *slog.Logger
 
 	groups map[uint64]*Group // immutable after Start
@@ -65,6 +66,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
+	n.beats = newBeats(n)
 	ids := make([]uint64, 0, len(n.placement.Replicas))
 	for gid := range n.placement.Replicas {
 		if n.placement.Hosts(cfg.ID, gid) {
@@ -139,7 +141,13 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		rc.NoSnapshotRestoreOnStart = true
 	}
 
-	trans := transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n})
+	stop := make(chan struct{})
+	trans := &beatTransport{
+		NetworkTransport: transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n}),
+		b:                n.beats,
+		gid:              gid,
+		stop:             stop,
+	}
 	var sm raft.FSM = state
 	if n.cfg.Metrics != nil {
 		sm = timedFSM{state, n.cfg.Metrics}
@@ -151,7 +159,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
-		failed: map[raft.ServerID]bool{}, stop: make(chan struct{})}
+		failed: map[raft.ServerID]bool{}, stop: stop}
 
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
@@ -199,6 +207,7 @@ func (g *Group) shutdown() {
 		g.log.Warn("raft shutdown", "err", err)
 	}
 	g.done.Wait()
+	g.node.beats.setHandler(g.id, nil)
 	if c, ok := g.trans.(interface{ Close() error }); ok {
 		c.Close()
 	}
@@ -362,6 +371,9 @@ func (n *Node) Close() error {
 			go func() { defer wg.Done(); g.shutdown() }()
 		}
 		wg.Wait()
+		if n.beats != nil {
+			n.beats.close()
+		}
 		if n.logs != nil {
 			if err := n.logs.Close(); err != nil {
 				n.log.Warn("close log store", "err", err)

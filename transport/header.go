@@ -8,7 +8,7 @@ import (
 )
 
 // Protocol markers, the sixth byte of a connection header. Zero is never
-// valid (it is what an all-zero buffer would send) and 3..255 are reserved
+// valid (it is what an all-zero buffer would send) and 4..255 are reserved
 // for future protocols; a Mux rejects them with ErrUnknownProto.
 const (
 	// ProtoRaft is followed by the group ID; the rest of the stream is
@@ -17,6 +17,10 @@ const (
 	// ProtoClient is the duro SDK protocol: length-prefixed frames (see
 	// WriteFrame and ReadFrame). It carries no group ID.
 	ProtoClient byte = 2
+	// ProtoBeat is the node-to-node heartbeat protocol: frames (WriteFrame,
+	// ReadFrame) carrying one heartbeat round for every group the dialing node
+	// leads. It carries no group ID.
+	ProtoBeat byte = 3
 )
 
 const (
@@ -44,7 +48,7 @@ var (
 	ErrBadMagic = errors.New("transport: bad header magic")
 	// ErrBadVersion: the header version is not HeaderVersion.
 	ErrBadVersion = errors.New("transport: unsupported header version")
-	// ErrUnknownProto: the protocol byte is not ProtoRaft or ProtoClient.
+	// ErrUnknownProto: the protocol byte is not ProtoRaft, ProtoClient or ProtoBeat.
 	ErrUnknownProto = errors.New("transport: unknown protocol")
 	// ErrBadGroup: the group ID overflows, exceeds MaxGroupID, is not in
 	// minimal uvarint form, or is given for a protocol that carries none.
@@ -61,7 +65,7 @@ func AppendHeader(dst []byte, proto byte, group uint64) ([]byte, error) {
 		if group > MaxGroupID {
 			return dst, fmt.Errorf("%w: %d > %d", ErrBadGroup, group, MaxGroupID)
 		}
-	case ProtoClient:
+	case ProtoClient, ProtoBeat:
 		if group != 0 {
 			return dst, fmt.Errorf("%w: protocol %d carries no group, got %d", ErrBadGroup, proto, group)
 		}
@@ -115,7 +119,7 @@ func ReadHeader(r io.ByteReader) (proto byte, group uint64, err error) {
 	}
 	proto = fixed[len(headerMagic)+1]
 	switch proto {
-	case ProtoClient:
+	case ProtoClient, ProtoBeat:
 		return proto, 0, nil
 	case ProtoRaft:
 		group, err := readGroup(r)

@@ -52,7 +52,7 @@ type Mux struct {
 	mu          sync.Mutex
 	closed      bool
 	layers      map[uint64]*StreamLayer
-	client      *listener
+	protos      map[byte]*listener    // ProtoClient, ProtoBeat
 	handshaking map[net.Conn]struct{} // accepted, header not yet routed
 }
 
@@ -94,6 +94,7 @@ func Listen(addr string, opts Options) (*Mux, error) {
 		log:           opts.Logger,
 		headerTimeout: opts.HeaderTimeout,
 		layers:        make(map[uint64]*StreamLayer),
+		protos:        make(map[byte]*listener),
 		handshaking:   make(map[net.Conn]struct{}),
 		done:          make(chan struct{}),
 	}
@@ -146,7 +147,10 @@ func (m *Mux) Close() error {
 	for _, l := range m.layers {
 		layers = append(layers, l)
 	}
-	client := m.client
+	protos := make([]*listener, 0, len(m.protos))
+	for _, l := range m.protos {
+		protos = append(protos, l)
+	}
 	handshaking := m.handshaking
 	m.handshaking = nil
 	m.mu.Unlock()
@@ -157,8 +161,8 @@ func (m *Mux) Close() error {
 	for _, l := range layers {
 		l.Close()
 	}
-	if client != nil {
-		client.Close()
+	for _, l := range protos {
+		l.Close()
 	}
 	for c := range handshaking {
 		c.Close()
@@ -210,24 +214,30 @@ func (m *Mux) unregisterRaft(s *StreamLayer) {
 // consumed: what follows are frames (ReadFrame). Like RaftLayer, it returns
 // the same listener until that is closed, and a closed one once the Mux is.
 // Addr reports the Mux's listen address.
-func (m *Mux) ClientListener() net.Listener {
+func (m *Mux) ClientListener() net.Listener { return m.protoListener(ProtoClient, "client") }
+
+// BeatListener is ClientListener for ProtoBeat connections: node-to-node
+// heartbeat rounds.
+func (m *Mux) BeatListener() net.Listener { return m.protoListener(ProtoBeat, "heartbeat") }
+
+func (m *Mux) protoListener(proto byte, name string) net.Listener {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return newClosedListener("client", m.ln.Addr(), fmt.Errorf("transport: client listener: mux: %w", net.ErrClosed))
+		return newClosedListener(name, m.ln.Addr(), fmt.Errorf("transport: %s listener: mux: %w", name, net.ErrClosed))
 	}
-	if m.client == nil {
+	if m.protos[proto] == nil {
 		var l *listener
-		l = newListener("client", m.ln.Addr(), func(*listener) {
+		l = newListener(name, m.ln.Addr(), func(*listener) {
 			m.mu.Lock()
-			if m.client == l {
-				m.client = nil
+			if m.protos[proto] == l {
+				delete(m.protos, proto)
 			}
 			m.mu.Unlock()
 		})
-		m.client = l
+		m.protos[proto] = l
 	}
-	return m.client
+	return m.protos[proto]
 }
 
 func (m *Mux) acceptLoop() {
@@ -316,15 +326,15 @@ func (m *Mux) route(c net.Conn, deadline time.Time) error {
 		if s := m.layers[group]; s != nil {
 			l = s.l
 		}
-	case ProtoClient:
-		l = m.client
+	default:
+		l = m.protos[proto]
 	}
 	m.mu.Unlock()
 	if l == nil {
 		if proto == ProtoRaft {
 			return fmt.Errorf("no raft layer for group %d", group)
 		}
-		return errors.New("no client listener")
+		return fmt.Errorf("no listener for protocol %d", proto)
 	}
 	return l.deliver(c, prefix, deadline)
 }

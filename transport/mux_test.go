@@ -50,7 +50,7 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 		{name: "unknown protocol", send: "DURO\x01\x09", wantErr: ErrUnknownProto},
 		{name: "group overflow", send: "DURO\x01\x01\xff\xff\xff\xff\xff\xff", wantErr: ErrBadGroup},
 		{name: "unregistered group", send: "DURO\x01\x01\x02raft", wantText: "no raft layer for group 2"},
-		{name: "no client listener", send: "DURO\x01\x02", wantText: "no client listener"},
+		{name: "no client listener", send: "DURO\x01\x02", wantText: "no listener for protocol 2"},
 		{name: "truncated then closed", send: "DURO\x01", closeWrite: true, wantErr: io.ErrUnexpectedEOF},
 		{name: "connect and close", closeWrite: true, wantErr: io.EOF},
 		{name: "truncated then silent", send: "DURO\x01\x01", wantErr: os.ErrDeadlineExceeded},

@@ -1,0 +1,80 @@
+package raftgroup
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Followers hear from their leaders only through the node-to-node rounds: if those did not
+// reach every group's raft, followers would time out and elections would never stop.
+func TestCoalescedHeartbeatsHoldLeadership(t *testing.T) {
+	c := newCluster(t, 3, withGroups(8))
+	c.waitAllLeaders()
+	terms := func() map[uint64]uint64 {
+		m := map[uint64]uint64{}
+		for _, n := range c.nodes {
+			for _, g := range n.Groups() {
+				if term, ok := g.LeaderTerm(); ok {
+					m[g.ID()] = term
+				}
+			}
+		}
+		return m
+	}
+	// Leadership balancing moves some groups once; after that a window of 6 heartbeat
+	// timeouts must pass with every group keeping its leader and term.
+	window := 6 * c.cfgs[0].Timing.HeartbeatTimeout
+	waitFor(t, 30*time.Second, "a quiet window without elections", func() bool {
+		before := terms()
+		time.Sleep(window)
+		after := terms()
+		if len(before) != len(c.nodes[0].Placement().Replicas) {
+			return false
+		}
+		for gid, term := range before {
+			if after[gid] != term {
+				return false
+			}
+		}
+		return true
+	})
+	var rounds uint64
+	for _, n := range c.nodes {
+		rounds += n.beats.rounds.Load()
+	}
+	if rounds == 0 {
+		t.Fatal("no heartbeat rounds were exchanged")
+	}
+}
+
+// A read must confirm leadership with rounds that start after it, never with the acks
+// raft's heartbeats are answered from: a leader cut off from its peers refuses reads at
+// once, though its last acks are still fresh.
+func TestReadIndexNeedsAFreshRound(t *testing.T) {
+	c, proxies, _ := newProxiedCluster(t, 3, 3)
+	c.waitAllLeaders()
+	const gid = 1
+	l := c.leader(gid)
+	g := c.nodes[l].Group(gid)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.ReadIndex(ctx); err != nil {
+		t.Fatalf("read on the leader: %v", err)
+	}
+	for link, p := range proxies {
+		if link[0] == l || link[1] == l {
+			p.cut()
+		}
+	}
+	if err := g.ReadIndex(ctx); err == nil {
+		t.Fatal("a leader cut off from every peer confirmed a read")
+	}
+	for _, p := range proxies {
+		p.heal()
+	}
+	waitFor(t, 15*time.Second, "reads served again", func() bool {
+		i := c.leader(gid)
+		return c.nodes[i].Group(gid).ReadIndex(ctx) == nil
+	})
+}
