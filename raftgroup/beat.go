@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/duro-db/duro/internal/logstore"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -521,13 +522,23 @@ type beatTransport struct {
 	*raft.NetworkTransport
 	b    *beats
 	gid  uint64
+	logs *logstore.GroupStore
 	stop <-chan struct{} // the group's shutdown
 }
 
 // AppendEntries sends entries on the group's connection, and answers heartbeats from the
 // node's rounds to the peer.
+//
+// The commit index it tells followers never exceeds what is durable in this node's log:
+// a leader acknowledges its own appends before their fsync (see groupFSM), and a follower
+// must not apply an entry that a crash of the leader could still take back.
 func (t *beatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	if !isHeartbeat(args) {
+		if d := t.logs.DurableIndex(); args.LeaderCommitIndex > d {
+			clamped := *args
+			clamped.LeaderCommitIndex = d
+			args = &clamped
+		}
 		return t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
 	a, err := t.b.heartbeat(string(id), t.gid, args.Term, t.stop)

@@ -132,7 +132,10 @@ type Config struct {
 	Timing Timing
 	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
 	NoSync bool
-	Logger *slog.Logger
+
+	// beforeLogCommit is logstore.Options.BeforeCommit, for tests of this package.
+	beforeLogCommit func()
+	Logger          *slog.Logger
 	// DialAddrs overrides, for this node only, the address it dials to reach a peer's
 	// raft traffic (peer ID → host:port). The group configurations keep the canonical
 	// addresses of Peers; a test harness uses this to put a proxy on every directed link.

@@ -62,7 +62,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log})
+	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log, BeforeCommit: cfg.beforeLogCommit})
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
@@ -146,18 +146,17 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		NetworkTransport: transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n}),
 		b:                n.beats,
 		gid:              gid,
+		logs:             logs,
 		stop:             stop,
 	}
-	var sm raft.FSM = state
-	if n.cfg.Metrics != nil {
-		sm = timedFSM{state, n.cfg.Metrics}
-	}
-	r, err := raft.NewRaft(rc, sm, logs, logs, snaps, trans)
+	r, err := raft.NewRaft(rc, groupFSM{state, logs, n.cfg.Metrics}, logs, logs, snaps, trans)
 	if err != nil {
 		trans.Close()
 		state.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	// A leader's appends return before their fsync; see groupFSM for why that is safe.
+	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, stop: stop}
 

@@ -1,8 +1,10 @@
 package logstore
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,4 +76,63 @@ func benchStoreLogs(b *testing.B, stores []raft.LogStore) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
+}
+
+// BenchmarkLeaderStoreLogs measures what async appends are for: how long a
+// raft leader's StoreLogs holds up its goroutine. One writer appends one
+// 256 B entry per call, fsync on, as a leader with appends=sync (today's
+// durable-on-return StoreLogs) or appends=async (SetAsyncAppends). ns/op,
+// p50-ns, p99-ns and p999-ns are StoreLogs latency; durable-logs/s counts entries
+// until the last is durable. The async writer keeps at most asyncWindow
+// entries pending (waiting, off the clock, when it gets there), as a leader
+// whose followers cannot keep up would be throttled by its clients.
+//
+//	go test -run '^$' -bench BenchmarkLeaderStoreLogs -benchtime=2s -count=3 ./internal/logstore
+func BenchmarkLeaderStoreLogs(b *testing.B) {
+	const asyncWindow = 8192
+	for _, async := range []bool{false, true} {
+		name := "appends=sync"
+		if async {
+			name = "appends=async"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := openStore(b, filepath.Join(b.TempDir(), "logs.db"), Options{})
+			g := group(b, s, 1)
+			if async {
+				g.SetAsyncAppends(func() bool { return true })
+			}
+			ctx := context.Background()
+			data := make([]byte, 256)
+			latencies := make([]time.Duration, 0, b.N)
+			start := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				index := uint64(i + 1)
+				l := &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()}
+				t0 := time.Now()
+				if err := g.StoreLog(l); err != nil {
+					b.Fatal(err)
+				}
+				latencies = append(latencies, time.Since(t0))
+				if index-g.DurableIndex() >= asyncWindow {
+					b.StopTimer()
+					if err := g.WaitDurable(ctx, index-asyncWindow/2); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			if err := g.WaitDurable(ctx, uint64(b.N)); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			slices.Sort(latencies)
+			b.ReportMetric(float64(latencies[len(latencies)/2]), "p50-ns")
+			b.ReportMetric(float64(latencies[len(latencies)*99/100]), "p99-ns")
+			b.ReportMetric(float64(latencies[len(latencies)*999/1000]), "p999-ns")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "durable-logs/s")
+			b.ReportMetric(s.Stats().AvgBatchRequests, "logs/commit")
+		})
+	}
 }

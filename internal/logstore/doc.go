@@ -18,12 +18,46 @@
 //     only after the transaction holding it has committed (fsynced unless
 //     Options.NoSync) or failed; every write in a failed transaction gets the
 //     error, and after a failed commit the store refuses writes (ErrFailed)
-//     until reopened, because the durable state is then unknown.
+//     until reopened, because the durable state is then unknown. The one
+//     exception is an async append, below.
 //   - A group's FirstIndex/LastIndex are served from memory. They equal the
-//     bounds of its log bucket as of the last commit, and are updated before
-//     the writes of that commit are acknowledged.
+//     bounds of its log bucket as of the last commit, widened by its pending
+//     async appends, and are updated before the writes of that commit are
+//     acknowledged and before an async StoreLogs returns.
 //   - Reads run in bbolt read transactions, concurrently with the writer,
-//     and never see uncommitted writes.
+//     and never see uncommitted writes, except pending async appends, which
+//     are served from memory.
+//
+// Async appends (async.go), for a raft leader whose fsync should overlap
+// replication instead of preceding it:
+//   - With GroupStore.SetAsyncAppends set and reporting leadership, StoreLogs
+//     queues its request like any write but returns once it is queued. From
+//     then until the writer has committed it, the request sits in its
+//     group's pending list, and GetLog decodes its entries from it, exactly
+//     as the file would return them (Index, Term, Type, Data, Extensions,
+//     AppendedAt). Every other write stays synchronous.
+//   - A group's view is its committed log with its pending requests applied
+//     over it in queue order, newest winning. A synchronous write enters
+//     the view at its commit, i.e. when it returns. Batches are prefixes of
+//     the queue, so every pending request follows every committed write of
+//     its group, and the view is exact: a DeleteRange queued after an async
+//     append removes its entries when it commits, a StoreLogs queued after
+//     that replaces them, and a synchronous StoreLogs behind async ones
+//     returns after they are durable too.
+//   - DurableIndex never exceeds the committed log's last index nor reaches
+//     the lowest pending index, so every entry the view holds at or below
+//     it is on disk. It equals LastIndex when nothing is pending. It is
+//     published, and WaitDurable's callers woken, only after the commit.
+//   - A request leaves the pending list only after its commit, under the
+//     group's lock, and is recycled only after that, so a reader that
+//     misses it in the list finds it in the file.
+//   - Close commits the queued async appends before it returns; pending
+//     requests are released as soon as they are committed. Nothing bounds
+//     how many are pending: raft keeps appending while the disk is slow.
+//   - A batch holding async appends that fails (commit or aborted
+//     transaction) fails the store, calls Options.OnAsyncFailure once (or
+//     panics), wakes WaitDurable with ErrFailed, and leaves its requests
+//     pending: raft was told they were stored, the node must stop.
 //   - Bytes read from the file are never trusted: a record that does not
 //     decode, fails its CRC-32C, or holds an index other than its key's is
 //     reported as ErrCorrupt, never a panic.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -23,17 +24,39 @@ var ErrKeyNotFound = errors.New("not found")
 // GroupStore is the log and stable store of one Raft group inside a Store.
 // It implements raft.LogStore and raft.StableStore and is safe for
 // concurrent use. Writes block until committed and fsynced (unless
-// Options.NoSync) together with whatever other groups queued meanwhile.
+// Options.NoSync) together with whatever other groups queued meanwhile,
+// except StoreLogs on a leader once SetAsyncAppends is set (see async.go).
 type GroupStore struct {
 	s    *Store
 	id   uint64
 	name [groupBucketNameSize]byte
 
-	// first and last mirror the log bucket's bounds (0 when empty). They
-	// are loaded by Store.Group and then written only by the writer
-	// goroutine, after the commit that changed them and before the writes
-	// in it are acknowledged.
-	first, last atomic.Uint64
+	// leader is the SetAsyncAppends predicate, nil when unset.
+	leader atomic.Pointer[func() bool]
+
+	// mu guards the fields below it. The writer takes it after each
+	// commit; StoreLogs takes it for an async append; reads take it
+	// shared only while async appends are pending.
+	mu sync.RWMutex
+	// diskFirst and diskLast are the log bucket's bounds as of the last
+	// commit (0 when empty).
+	diskFirst, diskLast uint64
+	// pending holds the async StoreLogs requests not committed yet, in
+	// queue order; pendLo and pendHi bound their indexes. ascending says
+	// each request's indexes follow the previous one's, as a leader's do,
+	// so that the bounds are those of the first and last request.
+	pending        []*request
+	pendLo, pendHi uint64
+	ascending      bool
+	// changed, if not nil, is closed at the next change of durable.
+	changed chan struct{}
+
+	// The view that lock-free readers load, recomputed under mu whenever
+	// one of its inputs changes (publishLocked): first and last bound the
+	// committed log together with the pending appends (0 when empty),
+	// durable is DurableIndex, npending is len(pending).
+	first, last, durable atomic.Uint64
+	npending             atomic.Int64
 }
 
 var (
@@ -75,8 +98,18 @@ func (g *GroupStore) LastIndex() (uint64, error) {
 }
 
 // GetLog reads the entry at index into log. It returns raft.ErrLogNotFound,
-// unwrapped, if there is none.
+// unwrapped, if there is none. Pending async appends are read from memory.
 func (g *GroupStore) GetLog(index uint64, log *raft.Log) error {
+	if g.npending.Load() > 0 {
+		if g.s.closed.Load() {
+			return ErrClosed
+		}
+		if found, err := g.pendingLog(index, log); found {
+			return err
+		}
+	}
+	// Not pending now, so the file has whatever this read may return: a
+	// request leaves the pending list only after its commit.
 	err := g.s.view(func(tx *bbolt.Tx) error {
 		b := g.logBucket(tx)
 		if b == nil {
@@ -111,6 +144,11 @@ func (g *GroupStore) StoreLog(log *raft.Log) error {
 // (all or none are stored) and durable when it returns nil. Indexes need not
 // follow the current last index: raft leaves a gap after installing a
 // snapshot.
+//
+// If SetAsyncAppends is set and reports leadership, StoreLogs instead
+// queues the entries and returns without waiting for their commit: they are
+// visible to GetLog, FirstIndex and LastIndex at once and durable once
+// DurableIndex reaches them.
 func (g *GroupStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		if g.s.closed.Load() {
@@ -138,6 +176,9 @@ func (g *GroupStore) StoreLogs(logs []*raft.Log) error {
 			return fmt.Errorf("logstore: group %d: log %d: %w", g.id, l.Index, berrors.ErrValueTooLarge)
 		}
 		r.ends = append(r.ends, len(r.recs))
+	}
+	if g.appendAsync() {
+		return g.storeAsync(r)
 	}
 	return g.s.submit(r)
 }

@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +17,21 @@ import (
 
 // listFSM records every command it applies, in order.
 type listFSM struct {
+	// durable, if set, is the group's store with async appends: Apply
+	// first waits for the entry to be durable, as raftgroup does, because
+	// a leader may count its own copy toward the commit before it is.
+	durable *GroupStore
+
 	mu   sync.Mutex
 	cmds []string
 }
 
 func (f *listFSM) Apply(l *raft.Log) any {
+	if f.durable != nil {
+		if err := f.durable.WaitDurable(context.Background(), l.Index); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, string(l.Data))
@@ -69,6 +80,7 @@ type raftCluster struct {
 	t      *testing.T
 	dir    string
 	groups []uint64
+	async  bool // leaders append asynchronously
 	stores []*Store
 	// Indexed [node][group index].
 	rafts  [][]*raft.Raft
@@ -82,8 +94,8 @@ func serverAddr(node int, groupID uint64) raft.ServerAddress {
 	return raft.ServerAddress(fmt.Sprintf("node%d-group%d", node, groupID))
 }
 
-func newRaftCluster(t *testing.T, nodes int, groups []uint64) *raftCluster {
-	c := &raftCluster{t: t, dir: t.TempDir(), groups: groups}
+func newRaftCluster(t *testing.T, nodes int, groups []uint64, async bool) *raftCluster {
+	c := &raftCluster{t: t, dir: t.TempDir(), groups: groups, async: async}
 	for n := range nodes {
 		c.stores = append(c.stores, nil)
 		c.rafts = append(c.rafts, make([]*raft.Raft, len(groups)))
@@ -110,7 +122,9 @@ func (c *raftCluster) start(n int) {
 	t := c.t
 	t.Helper()
 	// Not openStore: the cluster's cleanup must stop raft before closing.
-	s, err := Open(filepath.Join(c.dir, fmt.Sprintf("node%d", n), "raft.db"), Options{})
+	s, err := Open(filepath.Join(c.dir, fmt.Sprintf("node%d", n), "raft.db"), Options{
+		OnAsyncFailure: func(err error) { t.Errorf("node %d: async appends lost: %v", n, err) },
+	})
 	if err != nil {
 		t.Fatalf("node %d: Open: %v", n, err)
 	}
@@ -138,9 +152,15 @@ func (c *raftCluster) start(n int) {
 		conf.SnapshotThreshold = 40
 		conf.TrailingLogs = 20
 		c.fsms[n][gi] = &listFSM{}
+		if c.async {
+			c.fsms[n][gi].durable = gs
+		}
 		r, err := raft.NewRaft(conf, c.fsms[n][gi], gs, gs, c.snaps[n][gi], trans)
 		if err != nil {
 			t.Fatalf("node %d group %d: NewRaft: %v", n, gid, err)
+		}
+		if c.async {
+			gs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
 		}
 		c.rafts[n][gi] = r
 	}
@@ -290,9 +310,20 @@ func (c *raftCluster) waitApplied(n int) {
 	}
 }
 
-func TestRaftClusterOnLogStore(t *testing.T) {
+func TestRaftClusterOnLogStore(t *testing.T) { testRaftCluster(t, false) }
+
+// Leaders append without waiting for their fsync; FSMs wait for durability
+// (listFSM.durable). Leadership moves around, so former leaders go on as
+// followers, appending synchronously over what they appended asynchronously
+// (truncating it when a new leader disagrees; the unit test
+// TestAsyncAppendThenTruncateAndReplace covers that case deterministically).
+// The leader's commit index is not clamped to its DurableIndex here as
+// raftgroup does; without crashes that makes no difference.
+func TestRaftClusterAsyncLeaderAppends(t *testing.T) { testRaftCluster(t, true) }
+
+func testRaftCluster(t *testing.T, async bool) {
 	const nodes = 3
-	c := newRaftCluster(t, nodes, []uint64{1, 2})
+	c := newRaftCluster(t, nodes, []uint64{1, 2}, async)
 	c.bootstrap()
 	c.apply(0, 200)
 	c.waitApplied(200)
@@ -321,6 +352,14 @@ func TestRaftClusterOnLogStore(t *testing.T) {
 	// it as log entries, possibly after a gap.
 	c.apply(300, 350)
 	c.waitApplied(350)
+	if async {
+		// New leaders, over logs they appended as leaders before.
+		c.transferLeadership()
+		c.apply(350, 400)
+		c.transferLeadership()
+		c.apply(400, 450)
+		c.waitApplied(450)
+	}
 
 	// Raft compacted its logs through DeleteRange.
 	for _, gid := range c.groups {
@@ -335,8 +374,27 @@ func TestRaftClusterOnLogStore(t *testing.T) {
 	// committed: stop raft and check that the replicas' logs agree wherever
 	// they overlap. A replica sent a snapshot keeps a gap in its log, so a
 	// missing entry inside the bounds is not an error.
+	stats := make([]Stats, nodes)
 	for n := range nodes {
 		c.shutdownRafts(n)
+		if async {
+			// Raft has stopped; what it appended is durable by now or
+			// soon, and then DurableIndex is the last index.
+			for _, gid := range c.groups {
+				gs := group(t, c.stores[n], gid)
+				last, _ := gs.LastIndex()
+				mustOK(t, gs.WaitDurable(context.Background(), last))
+				assertDurable(t, gs, last)
+			}
+		}
+		// Reopen: the comparison reads what is on disk.
+		stats[n] = c.stores[n].Stats()
+		closeStore(t, c.stores[n])
+		s, err := Open(c.stores[n].Path(), Options{})
+		if err != nil {
+			t.Fatalf("node %d: reopen: %v", n, err)
+		}
+		c.stores[n] = s
 	}
 	for _, gid := range c.groups {
 		var lo, hi uint64 = 0, ^uint64(0)
@@ -377,8 +435,29 @@ func TestRaftClusterOnLogStore(t *testing.T) {
 		}
 		t.Logf("group %d: %d entries identical on all nodes in [%d, %d]", gid, compared, lo, hi)
 	}
+	var asyncRequests uint64
 	for n := range nodes {
-		st := c.stores[n].Stats()
-		t.Logf("node %d: %d requests in %d transactions (%.2f per commit)", n, st.Requests, st.Transactions, st.AvgBatchRequests)
+		st := stats[n]
+		asyncRequests += st.AsyncRequests
+		t.Logf("node %d: %d requests (%d async) in %d transactions (%.2f per commit)",
+			n, st.Requests, st.AsyncRequests, st.Transactions, st.AvgBatchRequests)
+	}
+	if async != (asyncRequests > 0) {
+		t.Fatalf("%d async appends with async %t", asyncRequests, async)
+	}
+}
+
+// transferLeadership asks every group's leader to hand over, and waits for
+// the outcome; a transfer that fails (say, a follower lags) is only logged.
+func (c *raftCluster) transferLeadership() {
+	for gi, gid := range c.groups {
+		var leader *raft.Raft
+		waitFor(c.t, fmt.Sprintf("group %d to elect a leader", gid), func() bool {
+			leader = c.leaderNow(gi)
+			return leader != nil
+		})
+		if err := leader.LeadershipTransfer().Error(); err != nil {
+			c.t.Logf("group %d: leadership transfer: %v", gid, err)
+		}
 	}
 }

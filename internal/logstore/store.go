@@ -42,6 +42,20 @@ type Options struct {
 	// Logger receives the store's few log lines (open, commit failures).
 	// May be nil.
 	Logger *slog.Logger
+	// OnAsyncFailure is called, once, when a commit fails (or its
+	// transaction aborts) while holding log entries that StoreLogs
+	// accepted without waiting (GroupStore.SetAsyncAppends). Raft was
+	// told those entries were stored and they are not, and nothing can
+	// make that true again: the node must stop, and reopen the store to
+	// learn what is on disk. The store is failed by then (ErrFailed), the
+	// entries stay in the groups' in-memory view and DurableIndex stays
+	// below them. It runs on a goroutine of its own, so it may shut raft
+	// down and close the store. If nil, the store panics instead.
+	OnAsyncFailure func(error)
+	// BeforeCommit, if set, runs in the writer goroutine before each commit.
+	// Tests of other packages use it to hold a node's log writes back (to show
+	// what must not happen before a write is durable). Nil in production.
+	BeforeCommit func()
 }
 
 // File layout. Every group has one top-level bucket, "g" + 8-byte big-endian
@@ -106,6 +120,16 @@ type Store struct {
 
 	stats counters
 
+	// onAsyncFailure is Options.OnAsyncFailure, or a panic; asyncFailOnce
+	// makes it run once.
+	onAsyncFailure func(error)
+	asyncFailOnce  sync.Once
+	// halted is set once the store has failed or its writer has exited:
+	// no entry becomes durable after that, so WaitDurable gives up.
+	halted atomic.Bool
+
+	beforeCommit func() // Options.BeforeCommit
+
 	// testHookCommit, if set, runs in the writer just before each commit
 	// with the batch size; a non-nil error is treated as a failed commit.
 	// Only tests set it, before the first write.
@@ -155,11 +179,16 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{
-		db:         db,
-		path:       path,
-		log:        logger,
-		groups:     make(map[uint64]*GroupStore),
-		writerDone: make(chan struct{}),
+		db:             db,
+		path:           path,
+		log:            logger,
+		groups:         make(map[uint64]*GroupStore),
+		writerDone:     make(chan struct{}),
+		onAsyncFailure: opts.OnAsyncFailure,
+		beforeCommit:   opts.BeforeCommit,
+	}
+	if s.onAsyncFailure == nil {
+		s.onAsyncFailure = panicOnAsyncFailure
 	}
 	s.cond.L = &s.mu
 	go s.run()
@@ -199,9 +228,10 @@ func syncDir(dir string) error {
 // Path returns the file the store was opened on.
 func (s *Store) Path() string { return s.path }
 
-// Close commits every write already queued, stops the writer, and closes the
-// file, waiting for reads in progress. Writes that arrive during or after
-// Close fail with ErrClosed, as does every later call to Close.
+// Close commits every write already queued, async appends included, stops
+// the writer, and closes the file, waiting for reads in progress. Writes
+// that arrive during or after Close fail with ErrClosed, as does every later
+// call to Close.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closing {
@@ -214,6 +244,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 
 	<-s.writerDone
+	s.halt()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("logstore: close %s: %w", s.path, err)
 	}
@@ -234,14 +265,14 @@ func (s *Store) Group(id uint64) (*GroupStore, error) {
 	}
 	g := &GroupStore{s: s, id: id, name: groupBucketName(id)}
 	err := s.view(func(tx *bbolt.Tx) error {
-		first, last, err := logBounds(g.logBucket(tx))
-		g.first.Store(first)
-		g.last.Store(last)
+		var err error
+		g.diskFirst, g.diskLast, err = logBounds(g.logBucket(tx))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logstore: group %d: %w", id, err)
 	}
+	g.publishLocked() // g is not shared yet: no lock needed
 	s.groups[id] = g
 	return g, nil
 }

@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,10 +48,21 @@ type request struct {
 	// opDeleteRange: the inclusive range.
 	min, max uint64
 
+	// async marks a StoreLogs whose caller did not wait (see async.go):
+	// nobody receives from done, and the request stays in its group's
+	// pending list, serving reads, until the writer has committed it.
+	// lo and hi are its smallest and largest index; dense says its keys
+	// are lo, lo+1, ..., hi in order, so that a read can index them.
+	async  bool
+	lo, hi uint64
+	dense  bool
+
 	done chan error // buffered(1): the writer never blocks on a caller
 }
 
 func (r *request) size() int { return len(r.keys) + len(r.recs) }
+
+func isAsync(r *request) bool { return r.async }
 
 // Requests are recycled so that a write costs no allocation beyond its
 // encoding growth; large buffers are dropped rather than pinned in the pool.
@@ -66,6 +78,7 @@ func getRequest(g *GroupStore, op opKind) *request {
 
 func putRequest(r *request) {
 	r.g, r.op, r.min, r.max = nil, 0, 0, 0
+	r.async, r.lo, r.hi, r.dense = false, 0, 0, false
 	r.keys, r.recs, r.ends = trim(r.keys), trim(r.recs), r.ends[:0]
 	if cap(r.ends) > maxPooledBuffer/8 {
 		r.ends = nil
@@ -83,25 +96,29 @@ func trim(b []byte) []byte {
 // submit queues r and waits until the transaction holding it has committed
 // or failed. It consumes r.
 func (s *Store) submit(r *request) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if err := s.enqueue(r); err != nil {
 		putRequest(r)
-		return ErrClosed
+		return err
 	}
-	if s.failed != nil {
-		err := s.failed
-		s.mu.Unlock()
-		putRequest(r)
-		return fmt.Errorf("%w: %w", ErrFailed, err)
-	}
-	s.queue = append(s.queue, r)
-	s.cond.Signal()
-	s.mu.Unlock()
-
 	err := <-r.done
 	putRequest(r)
 	return err
+}
+
+// enqueue appends r to the write queue, unless the store is closing or has
+// failed. On error the caller still owns r.
+func (s *Store) enqueue(r *request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return ErrClosed
+	}
+	if s.failed != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, s.failed)
+	}
+	s.queue = append(s.queue, r)
+	s.cond.Signal()
+	return nil
 }
 
 // run is the writer goroutine: the only code that opens write transactions.
@@ -116,9 +133,26 @@ func (s *Store) run() {
 			return
 		}
 		err := w.commit(batch)
-		for _, r := range batch {
-			r.done <- err
+		if err != nil && slices.ContainsFunc(batch, isAsync) {
+			// Before answering anyone, so that the store already
+			// refuses the writes that answers may prompt.
+			s.asyncFailed(err)
 		}
+		for _, r := range batch {
+			// An async request has no one waiting. After a success
+			// it is recycled below; after a failure it stays pending
+			// for good (see asyncFailed).
+			if !r.async {
+				r.done <- err
+			}
+		}
+		// Only now: the loop above still reads them. They are out of
+		// every pending list, so no reader can reach them either.
+		for _, r := range w.durable {
+			putRequest(r)
+		}
+		clear(w.durable)
+		w.durable = w.durable[:0]
 		clear(batch) // do not pin requests the callers have recycled
 	}
 }
@@ -154,6 +188,9 @@ type writer struct {
 	groups map[*GroupStore]*groupTx
 	order  []*groupTx // the groups touched by the current transaction
 	free   []*groupTx
+	// durable collects the async requests a commit made durable, to be
+	// recycled once they are out of their groups' pending lists.
+	durable []*request
 }
 
 // groupTx caches one group's buckets for the length of a transaction.
@@ -162,12 +199,13 @@ type groupTx struct {
 	log, stable *bbolt.Bucket
 	logTouched  bool
 	first, last uint64 // computed after the batch is applied
+	async       int    // async requests of the group in the batch
 }
 
 // commit applies batch in one write transaction and commits it. On success
-// it publishes the new first/last indexes of the groups whose logs changed
-// before returning, so a caller that sees its write acknowledged also sees
-// it in FirstIndex/LastIndex.
+// it publishes the new first/last indexes of the groups whose logs changed,
+// and their new durable indexes, before returning, so a caller that sees its
+// write acknowledged also sees it in FirstIndex/LastIndex.
 func (w *writer) commit(batch []*request) error {
 	s := w.s
 	if err := s.failure(); err != nil {
@@ -199,13 +237,14 @@ func (w *writer) commit(batch []*request) error {
 	}
 	end := time.Now()
 
+	// Counted before published: whoever sees a write durable sees it in
+	// Stats too.
+	async := 0
 	for _, gt := range w.order {
-		if gt.logTouched {
-			gt.g.first.Store(gt.first)
-			gt.g.last.Store(gt.last)
-		}
+		async += gt.async
 	}
 	st := &s.stats
+	st.asyncRequests.Add(uint64(async))
 	st.transactions.Add(1)
 	st.requests.Add(uint64(len(batch)))
 	st.logs.Add(uint64(logs))
@@ -213,6 +252,12 @@ func (w *writer) commit(batch []*request) error {
 	st.lastBatch.Store(uint64(len(batch)))
 	st.commitNanos.Add(uint64(end.Sub(commitStart)))
 	st.txNanos.Add(uint64(end.Sub(start)))
+
+	for _, gt := range w.order {
+		if gt.logTouched {
+			w.durable = gt.g.committed(gt, w.durable)
+		}
+	}
 	return nil
 }
 
@@ -228,6 +273,9 @@ func (w *writer) apply(tx *bbolt.Tx, batch []*request) (logs, bytes int, err err
 				return 0, 0, err
 			}
 			gt.logTouched = true
+			if r.async {
+				gt.async++
+			}
 			start := 0
 			for i, end := range r.ends {
 				k := r.keys[i*indexKeySize : (i+1)*indexKeySize]
@@ -369,6 +417,9 @@ func deleteRange(b *bbolt.Bucket, min, max uint64) error {
 
 // commitTx commits tx; tests can make it fail through testHookCommit.
 func (s *Store) commitTx(tx *bbolt.Tx, batchRequests int) error {
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
 	if s.testHookCommit != nil {
 		if err := s.testHookCommit(batchRequests); err != nil {
 			_ = tx.Rollback()
@@ -387,12 +438,15 @@ func (s *Store) failure() error {
 	return nil
 }
 
+// setFailed makes err the store's failure, unless it has one already, and
+// wakes the callers of WaitDurable: nothing becomes durable any more.
 func (s *Store) setFailed(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.failed == nil {
 		s.failed = err
 	}
+	s.mu.Unlock()
+	s.halt()
 }
 
 // Stats is a snapshot of the store's write counters, all cumulative since
@@ -404,6 +458,9 @@ type Stats struct {
 	// Requests is the number of writes (StoreLog, StoreLogs, DeleteRange,
 	// Set, SetUint64) committed, across all groups.
 	Requests uint64
+	// AsyncRequests is how many of Requests were StoreLogs calls that
+	// returned without waiting for their commit (SetAsyncAppends).
+	AsyncRequests uint64
 	// Logs is the number of log entries committed.
 	Logs uint64
 	// BytesWritten is the size of the keys and values written by
@@ -429,7 +486,7 @@ type Stats struct {
 type counters struct {
 	transactions, requests, logs, bytes atomic.Uint64
 	lastBatch, commitNanos, txNanos     atomic.Uint64
-	failed                              atomic.Uint64
+	failed, asyncRequests               atomic.Uint64
 }
 
 // Stats returns the current counters. It is cheap (a few atomic loads) and
@@ -439,6 +496,7 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		Transactions:        c.transactions.Load(),
 		Requests:            c.requests.Load(),
+		AsyncRequests:       c.asyncRequests.Load(),
 		Logs:                c.logs.Load(),
 		BytesWritten:        c.bytes.Load(),
 		LastBatchRequests:   c.lastBatch.Load(),
