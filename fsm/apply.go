@@ -62,17 +62,23 @@ func (s *Store) Apply(l *raft.Log) any {
 	return s.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies committed entries in one bbolt write transaction that also records
-// the new applied index, so after a crash either all of the batch is applied or none.
+// ApplyBatch applies committed entries in the open bbolt write transaction (beginning one
+// if none is open), together with the new applied index, and makes them visible to View.
+// The transaction commits once it is Options.CommitInterval old or holds many entries,
+// and whenever the file itself is needed (Snapshot, Restore, Hash, Close); a flusher
+// commits it when applies stop. The file thus always holds a prefix of the log with its
+// applied index: after a crash, raft replays the rest.
 //
-// Entries at or below the stored applied index are skipped (a replay): a command gets a
-// *Result with Err ErrAlreadyApplied, anything else nil. Other entries that are not
-// commands (configuration changes) advance the index and get nil. A command that fails
-// to decode or validate gets a *Result with Err and writes nothing, and the rest of the
-// batch still applies.
+// Entries at or below the applied index are skipped (a replay): a command gets a *Result
+// with Err ErrAlreadyApplied, anything else nil. Other entries that are not commands
+// (configuration changes) advance the index and get nil. A command that fails to decode
+// or validate gets a *Result with Err and writes nothing, and the rest of the batch still
+// applies.
 //
-// A failure to write the transaction panics: raft has handed these entries over and
-// cannot be told to retry, and carrying on would acknowledge state that is not on disk.
+// A failure to write panics: raft has handed these entries over and cannot be told to
+// retry, and carrying on would acknowledge state that is not there. The open transaction,
+// with earlier acknowledged entries, is rolled back, so the store is left broken: View
+// errs and ApplyBatch panics until it is reopened and raft replays the log.
 func (s *Store) ApplyBatch(logs []*raft.Log) []any {
 	resps := make([]any, len(logs))
 	if len(logs) == 0 {
@@ -83,17 +89,18 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []any {
 	if s.db == nil {
 		panic("fsm: cannot persist applied entries: store is closed (close raft before the store)")
 	}
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: cannot persist applied entries: begin: %v", err))
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	if err := s.brokenErr(); err != nil {
+		panic(fmt.Sprintf("fsm: cannot persist applied entries: %v", err))
 	}
 	a := &s.ap
-	a.begin(tx)
 	defer a.end()
 
 	results := make([]Result, len(logs)) // one allocation for the batch's responses
 	start := s.applied.Load()
 	applied := start
+	began := false
 	for i, l := range logs {
 		if l.Index <= applied {
 			if l.Type == raft.LogCommand {
@@ -102,33 +109,35 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []any {
 			}
 			continue
 		}
+		if !began {
+			a.begin(s.beginLocked())
+			began = true
+		}
 		applied = l.Index
+		s.wtxEntries++
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		if err := a.apply(l, &results[i]); err != nil {
-			_ = tx.Rollback()
-			panic(fmt.Sprintf("fsm: cannot persist applied entries: index %d: %v", l.Index, err))
+			s.abortLocked(fmt.Errorf("index %d: %w", l.Index, err))
 		}
 		resps[i] = &results[i]
 	}
-	if applied == start {
-		_ = tx.Rollback()
+	if !began {
 		return resps
 	}
 	if err := a.finish(applied); err != nil {
-		_ = tx.Rollback()
-		panic(fmt.Sprintf("fsm: cannot persist applied entries: %v", err))
+		s.abortLocked(fmt.Errorf("entries %d..%d: %w", start+1, applied, err))
 	}
-	if err := tx.Commit(); err != nil {
-		panic(fmt.Sprintf("fsm: cannot persist applied entries %d..%d: commit: %v", start+1, applied, err))
+	if s.commitDue() {
+		s.commitOpen()
 	}
 	s.setApplied(applied)
 	return resps
 }
 
 // applier holds what one batch needs, reused from batch to batch so the apply path
-// allocates little. Used only on the FSM goroutine.
+// allocates little. Used under Store.txMu.
 type applier struct {
 	store *Store
 	// clock is the log clock: the highest Time of the commands applied so far (duplicates,
@@ -166,15 +175,18 @@ func (a *applier) begin(tx *bolt.Tx) {
 	}
 }
 
-// end drops the batch's references: the transaction is over, so the arena may be reused,
-// and the scratch command must not keep the batch's log entries alive.
+// end drops the batch's references: the scratch command must not keep the batch's log
+// entries alive (the open transaction may: values it was given alias them until commit).
 func (a *applier) end() {
 	a.meta, a.objects, a.objectMeta, a.alarms = nil, nil, nil, nil
 	a.dedup, a.dedupExpiry, a.dedupClients, a.dedupPending = nil, nil, nil, nil
 	clear(a.ops[:cap(a.ops)])
 	a.cmd = Command{}
-	a.arena.reset()
 }
+
+// release recycles the arena once the write transaction that holds its values has
+// committed or rolled back.
+func (a *applier) release() { a.arena.reset() }
 
 // finish records the batch's applied index and log clock.
 func (a *applier) finish(applied uint64) error {
@@ -365,7 +377,7 @@ func (a *applier) makeAlarmKey(at int64, id []byte) []byte {
 	return k
 }
 
-// arena hands out byte slices for values written in the current transaction. bbolt keeps
+// arena hands out byte slices for values written in the open write transaction. bbolt keeps
 // a reference to each value until commit, so values cannot share one reused buffer, but
 // they can share chunks that are recycled once the transaction is over.
 type arena struct{ buf []byte }

@@ -66,7 +66,7 @@ func checkShape(t *testing.T, s *Store) {
 		}); err != nil {
 			return err
 		}
-		if n := tx.alarms.Stats().KeyN; n != withAlarm {
+		if n := countKeys(tx.alarms); n != withAlarm {
 			return fmt.Errorf("alarm index has %d entries, %d objects have alarms", n, withAlarm)
 		}
 		return nil

@@ -34,8 +34,8 @@ func dedupCount(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
 	if err := s.View(func(tx *Tx) error {
-		n = tx.dedup.Stats().KeyN
-		if e := tx.tx.Bucket(bucketDedupExpiry).Stats().KeyN; e != n {
+		n = countKeys(tx.dedup)
+		if e := countKeys(tx.tx.Bucket(bucketDedupExpiry)); e != n {
 			return fmt.Errorf("%d dedup entries, %d expiry entries", n, e)
 		}
 		var sum uint64

@@ -14,26 +14,47 @@
 //     log into batches: time is the log clock (the highest Command.Time applied), and dedup
 //     pruning has a per-command, not per-batch, budget.
 //   - Exactly once. The applied index is written in the same bbolt transaction as the
-//     batch's data. A replay after a crash skips every entry at or below it, so no entry
-//     is applied twice and none committed to disk is lost.
+//     data of the entries up to it, so every commit leaves the file holding a prefix of
+//     the log together with its index. A replay after a crash skips every entry at or
+//     below it, so no entry is applied twice and none committed to disk is lost; the
+//     entries applied after the last commit are in raft's log, which replays them.
+//   - Visibility. An entry is applied (AppliedIndex, WaitApplied) once View sees it, and
+//     View sees every applied entry, whether or not its transaction has committed. The
+//     file lags the applied index by about Options.CommitInterval of entries at most (and
+//     by no more than 256 entries plus one raft batch), and not at all once Snapshot,
+//     Restore, Hash or Close has returned. Raft compacts its log only below a snapshot,
+//     and Snapshot commits first, so the log always holds whatever the file lacks.
+//   - Failure. An apply or commit that fails panics (on raft's FSM goroutine or the
+//     flusher's) and leaves the store broken: acknowledged entries were rolled back, so
+//     View errs and ApplyBatch panics until the store is reopened and raft replays.
 //   - Deduplication. A command whose (Client, Seq) is in the dedup table is not applied
 //     again; it returns the first result.
 //   - Shape. An object has a version record from its first command on; a bucket of keys
 //     only while it has keys; an alarm record and an alarm index entry together or not at
 //     all.
 //
-// Storage choices. One bbolt transaction per raft batch, so one pair of fsyncs (data pages,
-// then meta page) is shared by the whole batch: raft's apply batches are the only group
-// commit the state machine gets. fsync stays on unless Options.NoSync, because raft
-// truncates its log after a snapshot and the state machine is then the only copy. The
-// freelist is not written on commit (NoFreelistSync), which saves a page write per
-// commit on a write-heavy file; the price is a scan of the file at open to rebuild it.
-// The freelist is the hashmap kind, whose cost does not grow with fragmentation as the
-// array kind's does. The memory map starts large (Options.InitialMmapSize) because
-// growing it waits for every read transaction, a snapshot being streamed included.
+// Storage choices. Deferred commit: one bbolt write transaction stays open across raft
+// batches and commits when it is Options.CommitInterval (100ms) old or holds 256 entries,
+// when the file itself is needed (Snapshot, Restore, Hash, Close), and, when applies stop,
+// from a flusher goroutine. A commit writes every B-tree page its entries dirtied (about
+// six trees per command) however few entries there are, so gathering entries is the group
+// commit the state machine gets: raft's apply batches alone hold a few entries. View reads
+// the open transaction, so no reader needs a commit (DESIGN.md has the measurements).
+// fsync stays on unless Options.NoSync, because raft truncates its log after a snapshot
+// and the state machine is then the only copy. The freelist is not written on commit
+// (NoFreelistSync), which saves a page write per commit on a write-heavy file; the price
+// is a scan of the file at open to rebuild it. The freelist is the hashmap kind, whose
+// cost does not grow with fragmentation as the array kind's does. The memory map starts
+// large (Options.InitialMmapSize) because growing it waits for every read transaction, a
+// snapshot being streamed included.
 //
 // Concurrency. Apply, ApplyBatch, Snapshot and Restore run on raft's FSM goroutine; the
 // FSMSnapshot's Persist runs concurrently with Apply on its own bbolt read transaction.
 // View, Hash, AppliedIndex and WaitApplied are safe from any goroutine. Restore and Close
-// swap the *bbolt.DB under a RWMutex that View holds shared.
+// swap the *bbolt.DB under a RWMutex that View holds shared. A bbolt transaction is not
+// safe for concurrent use, so a mutex (txMu) serialises everything that touches the open
+// write transaction: a whole ApplyBatch, a commit, and a View that reads it; a View with
+// no transaction open reads a bbolt read transaction of its own, concurrently. The values
+// written into the open transaction alias the raft entries' Data until it commits: raft
+// and its callers must not modify an entry's Data once it is proposed (none does).
 package fsm

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,23 +20,33 @@ import (
 // returned beside it) because entries the state machine never sees, such as raft's
 // barriers, move it on some replicas and not others without changing any state.
 //
-// Hash reads everything: use it in tests and audits, not on a hot path.
+// Hash commits the open write transaction, then reads everything on a read transaction of
+// its own (applies go on meanwhile): use it in tests and audits, not on a hot path.
 func (s *Store) Hash() (digest []byte, applied uint64, err error) {
-	err = s.View(func(tx *Tx) error {
-		w := hashWriter{h: sha256.New()}
-		for _, name := range allBuckets {
-			w.record('B', name)
-			skip := []byte(nil)
-			if bytes.Equal(name, bucketMeta) {
-				skip = keyApplied
-			}
-			w.bucket(tx.tx.Bucket(name), skip)
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return nil, 0, ErrClosed
+	}
+	btx, err := s.readCommitted(false)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fsm: hash: %w", err)
+	}
+	defer func() { _ = btx.Rollback() }()
+	tx, err := newTx(btx)
+	if err != nil {
+		return nil, 0, err
+	}
+	w := hashWriter{h: sha256.New()}
+	for _, name := range allBuckets {
+		w.record('B', name)
+		skip := []byte(nil)
+		if bytes.Equal(name, bucketMeta) {
+			skip = keyApplied
 		}
-		digest = w.h.Sum(nil)
-		applied = tx.AppliedIndex()
-		return nil
-	})
-	return digest, applied, err
+		w.bucket(tx.tx.Bucket(name), skip)
+	}
+	return w.h.Sum(nil), tx.AppliedIndex(), nil
 }
 
 // hashWriter feeds an unambiguous encoding of bucket contents to h: every item is a tag

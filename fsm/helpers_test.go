@@ -160,6 +160,17 @@ func (s *bufSink) Close() error {
 	return nil
 }
 
+// countKeys counts the keys of b. (bbolt's Bucket.Stats reads only committed pages: in
+// the open write transaction that View may read, it misses what is not committed yet.)
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
 // writeForeignBolt creates a bbolt file that is not a duro fsm file.
 func writeForeignBolt(path string) error {
 	db, err := bolt.Open(path, 0o600, nil)

@@ -37,16 +37,17 @@ const (
 // errReleased is returned by Persist after Release.
 var errReleased = errors.New("fsm: snapshot already released")
 
-// Snapshot captures the committed state in a bbolt read transaction. It is cheap (no I/O):
-// the copy is made by Persist, while Apply goes on. Until Release, the transaction pins the
-// pages it sees, so the file grows by what is written meanwhile.
+// Snapshot commits the open write transaction, then captures the state in a bbolt read
+// transaction: every entry applied so far, as raft expects. Apart from that commit it is
+// cheap: the copy is made by Persist, while Apply goes on. Until Release, the transaction
+// pins the pages it sees, so the file grows by what is written meanwhile.
 func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	if s.db == nil {
 		return nil, ErrClosed
 	}
-	tx, err := s.db.Begin(false)
+	tx, err := s.readCommitted(true)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
@@ -165,6 +166,12 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	// Commit what is applied first: a snapshot that turns out bad leaves the state as it
+	// was, and the file must then hold all of it (the swap below needs no open
+	// transaction either).
+	if err := s.flush(); err != nil {
+		return err
 	}
 	dir := filepath.Dir(s.path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(s.path)+restoreTempSuffix+"*")

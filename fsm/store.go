@@ -24,7 +24,11 @@ const (
 	DefaultDedupTTL        = time.Hour
 	DefaultDedupPerClient  = 4096
 	DefaultInitialMmapSize = 1 << 30
+	DefaultCommitInterval  = 100 * time.Millisecond
 	openTimeout            = 10 * time.Second
+	// defaultCommitEntries: the open write transaction also commits once it holds this
+	// many entries, whatever its age, so that one commit never has too much to write.
+	defaultCommitEntries = 256
 )
 
 // Options configure a Store. DedupTTL and DedupPerClient decide which dedup entries are
@@ -42,6 +46,11 @@ type Options struct {
 	// map waits for every open read transaction, including a snapshot being persisted,
 	// so the map is made large up front (address space only; default 1 GiB).
 	InitialMmapSize int
+	// CommitInterval is how long applied entries may stay in the open bbolt write
+	// transaction before it commits (see doc.go, "Deferred commit"). They are visible to
+	// View at once either way; the interval only bounds what a crash loses from the file,
+	// all of which raft replays. Default 100ms; negative commits every batch.
+	CommitInterval time.Duration
 	// Logger receives the store's few events (open, restore). Default slog.Default().
 	Logger *slog.Logger
 }
@@ -55,6 +64,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = DefaultInitialMmapSize
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = DefaultCommitInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -76,6 +88,23 @@ type Store struct {
 	dbMu sync.RWMutex
 	db   *bolt.DB
 
+	// txMu guards wtx, wtxStart, wtxEntries, broken, commitEntries and ap: held by
+	// ApplyBatch for a whole batch, by View while fn reads the open transaction, and by
+	// every commit. Taken after dbMu (shared or exclusive), never before it.
+	txMu sync.Mutex
+	// wtx is the open write transaction: entries applied (and visible to View) but not
+	// yet committed to the file, with their applied index. nil when everything applied is
+	// committed.
+	wtx        *bolt.Tx
+	wtxStart   time.Time // when wtx began
+	wtxEntries int       // entries applied in wtx
+	// broken is set when a commit or an apply failed: the open transaction was rolled
+	// back with entries that had been acknowledged, so nothing may be read or applied
+	// any more.
+	broken error
+	// commitEntries: see defaultCommitEntries (a field so that tests can lower it).
+	commitEntries int
+
 	applied atomic.Uint64
 	closed  atomic.Bool
 
@@ -85,7 +114,12 @@ type Store struct {
 	waitCh  chan struct{}
 	closeCh chan struct{}
 
-	// ap is the apply scratch state, reused by every batch on the FSM goroutine.
+	// kick wakes the flusher when a write transaction begins; flushDone is closed when
+	// the flusher has returned.
+	kick      chan struct{}
+	flushDone chan struct{}
+
+	// ap is the apply scratch state, reused by every batch (under txMu).
 	ap applier
 }
 
@@ -103,17 +137,21 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		path:    path,
-		opts:    opts,
-		log:     opts.Logger,
-		db:      db,
-		closeCh: make(chan struct{}),
+		path:          path,
+		opts:          opts,
+		log:           opts.Logger,
+		db:            db,
+		commitEntries: defaultCommitEntries,
+		closeCh:       make(chan struct{}),
+		kick:          make(chan struct{}, 1),
+		flushDone:     make(chan struct{}),
 	}
 	s.ap.store = s
 	if err := s.load(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
+	go s.flusher()
 	s.log.Debug("fsm opened", "path", path, "applied", s.applied.Load())
 	return s, nil
 }
@@ -175,26 +213,35 @@ func removeRestoreLeftovers(path string, log *slog.Logger) {
 	}
 }
 
-// Close closes the store. Raft must be shut down first: an Apply after Close panics. Close
-// waits for open View calls and snapshots (until their Release). Waiters in WaitApplied
-// return ErrClosed. Closing twice is a no-op.
+// Close commits the open write transaction and closes the store. Raft must be shut down
+// first: an Apply after Close panics. Close waits for open View calls and snapshots (until
+// their Release). Waiters in WaitApplied return ErrClosed. Closing twice is a no-op.
+//
+// A failed commit is returned, not panicked: the entries it held are in raft's log, which
+// replays them when the store is opened again.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	close(s.closeCh)
+	<-s.flushDone
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.db == nil {
 		return nil
 	}
-	err := s.db.Close()
+	s.txMu.Lock()
+	err := s.commitLocked()
+	s.txMu.Unlock()
+	err = errors.Join(err, s.db.Close())
 	s.db = nil
 	return err
 }
 
-// AppliedIndex returns the index of the last entry applied and persisted. It is loaded at
-// Open and never counts an entry whose transaction has not committed.
+// AppliedIndex returns the index of the last entry applied: every entry up to it is
+// visible to View. It is loaded at Open from the file. While a write transaction is open
+// it is ahead of the file's applied index (by at most Options.CommitInterval of entries);
+// a crash loses that much of the file, which raft replays from its log.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 
 func (s *Store) setApplied(index uint64) {
@@ -208,8 +255,7 @@ func (s *Store) setApplied(index uint64) {
 }
 
 // WaitApplied returns nil once AppliedIndex() >= index, that is once the entry at index
-// (and every earlier one) is committed to disk and visible to View; or ctx's error; or
-// ErrClosed.
+// (and every earlier one) is visible to View; or ctx's error; or ErrClosed.
 //
 // Raft does not pass barrier and no-op entries to a BatchingFSM, so index must be that
 // of an entry the store sees (a command or a configuration change), or a later one must
@@ -243,20 +289,193 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// View runs fn with a read-only transaction on the committed state. fn sees one consistent
-// snapshot; it must not call other Store methods (a concurrent Restore would deadlock it).
-// Slices handed out by the Tx are valid only until fn returns.
+// View runs fn read-only on the applied state: every entry up to AppliedIndex() (as read
+// before View was called) and nothing partial. fn sees one consistent state; it must not
+// call other Store methods (they may wait for fn: a deadlock). Slices handed out by the Tx
+// are valid only until fn returns.
+//
+// When entries are waiting in the open write transaction, fn reads that transaction while
+// holding the store's transaction lock: applies, commits and other such Views wait until
+// fn returns, so fn should be short. Otherwise fn runs on a bbolt read transaction of its
+// own, concurrently with everything. (Measured in DESIGN.md: reading the open transaction
+// costs less than committing it for every reader.)
 func (s *Store) View(fn func(tx *Tx) error) error {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	if s.db == nil {
 		return ErrClosed
 	}
-	return s.db.View(func(btx *bolt.Tx) error {
-		tx, err := newTx(btx)
+	s.txMu.Lock()
+	if s.broken != nil {
+		s.txMu.Unlock()
+		return s.brokenErr()
+	}
+	if s.wtx != nil {
+		defer s.txMu.Unlock()
+		tx, err := newTx(s.wtx)
 		if err != nil {
 			return err
 		}
 		return fn(tx)
-	})
+	}
+	btx, err := s.db.Begin(false)
+	s.txMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("fsm: view: %w", err)
+	}
+	defer func() { _ = btx.Rollback() }()
+	tx, err := newTx(btx)
+	if err != nil {
+		return err
+	}
+	return fn(tx)
+}
+
+// beginLocked makes sure a write transaction is open, and returns it. It panics if one
+// cannot be begun: see ApplyBatch. txMu must be held.
+func (s *Store) beginLocked() *bolt.Tx {
+	if s.wtx != nil {
+		return s.wtx
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: cannot persist applied entries: begin: %v", err))
+	}
+	s.wtx, s.wtxStart, s.wtxEntries = tx, time.Now(), 0
+	select {
+	case s.kick <- struct{}{}:
+	default: // the flusher has a wake-up pending already
+	}
+	return tx
+}
+
+// commitDue reports whether the open write transaction should commit now rather than
+// wait for more entries. txMu must be held.
+func (s *Store) commitDue() bool {
+	return s.opts.CommitInterval < 0 || s.wtxEntries >= s.commitEntries ||
+		time.Since(s.wtxStart) >= s.opts.CommitInterval
+}
+
+// commitLocked commits the open write transaction, if any. If the commit fails, the
+// transaction is gone with entries that were acknowledged and are visible to View: the
+// store is marked broken (View errs, ApplyBatch panics) and the error returned. txMu must
+// be held.
+func (s *Store) commitLocked() error {
+	tx := s.wtx
+	if tx == nil {
+		return s.brokenErr()
+	}
+	s.wtx, s.wtxEntries = nil, 0
+	err := tx.Commit() // a failed Commit rolls back
+	s.ap.release()
+	if err != nil {
+		s.broken = fmt.Errorf("commit: %w", err)
+		return s.brokenErr()
+	}
+	return nil
+}
+
+// abortLocked rolls back the open write transaction after a failed apply, marks the store
+// broken and panics: see ApplyBatch. txMu must be held.
+func (s *Store) abortLocked(err error) {
+	if s.wtx != nil {
+		_ = s.wtx.Rollback()
+		s.wtx, s.wtxEntries = nil, 0
+	}
+	s.ap.release()
+	s.broken = err
+	panic(fmt.Sprintf("fsm: cannot persist applied entries: %v", err))
+}
+
+// brokenErr is the error of every use of a broken store, nil if it is not broken. txMu
+// must be held.
+func (s *Store) brokenErr() error {
+	if s.broken == nil {
+		return nil
+	}
+	return fmt.Errorf("fsm: store unusable: applied entries were lost: %w", s.broken)
+}
+
+// commitOpen commits the open write transaction, panicking if that fails. For raft's FSM
+// goroutine (Snapshot, Restore) and the flusher: a failed commit must stop the node as a
+// failed apply does.
+func (s *Store) commitOpen() {
+	if err := s.commitLocked(); err != nil {
+		panic(fmt.Sprintf("fsm: cannot persist applied entries: %v", err))
+	}
+}
+
+// flush commits the open write transaction, panicking if that fails (see commitOpen).
+func (s *Store) flush() error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	s.commitOpen()
+	return nil
+}
+
+// readCommitted commits the open write transaction and begins a read transaction on the
+// file: one that sees every applied entry. A failed commit panics if mustCommit (see
+// commitOpen), else it is returned. dbMu must be held (shared).
+func (s *Store) readCommitted(mustCommit bool) (*bolt.Tx, error) {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	if mustCommit {
+		s.commitOpen()
+	} else if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	return s.db.Begin(false)
+}
+
+// flusher commits a write transaction that has been open for Options.CommitInterval, so
+// that the file catches up when applies stop. It sleeps while no transaction is open.
+func (s *Store) flusher() {
+	defer close(s.flushDone)
+	if s.opts.CommitInterval < 0 {
+		return // every batch commits: nothing is ever left open
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-s.closeCh:
+			return
+		case <-s.kick:
+		}
+		for wait := s.opts.CommitInterval; wait > 0; {
+			t.Reset(wait)
+			select {
+			case <-s.closeCh:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = s.flushOld()
+		}
+	}
+}
+
+// flushOld commits the open write transaction if it is at least Options.CommitInterval
+// old. Otherwise it returns how long until it will be; 0 if none is open.
+func (s *Store) flushOld() time.Duration {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	if s.wtx == nil || s.broken != nil {
+		return 0
+	}
+	if age := time.Since(s.wtxStart); age < s.opts.CommitInterval {
+		return s.opts.CommitInterval - age
+	}
+	s.commitOpen()
+	return 0
 }

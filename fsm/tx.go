@@ -12,10 +12,10 @@ import (
 // ErrBadListOptions means a ListOptions combination is not allowed.
 var ErrBadListOptions = errors.New("fsm: bad list options")
 
-// Tx is a read-only view of the committed state, valid only inside the function given to
+// Tx is a read-only view of the applied state, valid only inside the function given to
 // Store.View. Every slice it returns or passes to a callback points into the database
-// file's memory map: it is valid only until that function returns and must not be
-// modified. Copy what you keep.
+// file's memory map or into memory the open write transaction holds: it is valid only
+// until that function returns and must not be modified. Copy what you keep.
 type Tx struct {
 	tx                                *bolt.Tx
 	meta, objects, objectMeta, alarms *bolt.Bucket
@@ -50,7 +50,8 @@ func (tx *Tx) Get(object, key []byte) ([]byte, bool) {
 		return nil, false
 	}
 	v := b.Get(key)
-	// Committed values come from pages, where even an empty value is a non-nil slice.
+	// Values come from pages, where even an empty value is a non-nil slice, or from the
+	// open transaction, which stores emptyValue for them.
 	return v, v != nil
 }
 
