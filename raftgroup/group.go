@@ -292,6 +292,11 @@ func (g *Group) waitApplied(ctx context.Context, index uint64) error {
 // own Barrier.
 func (g *Group) lastStateEntry(index uint64) uint64 {
 	applied := g.state.AppliedIndex()
+	if last, err := g.logs.LastIndex(); err != nil || index > last {
+		// Not in this replica's log yet (a follower behind the leader): nothing tells what
+		// kind of entry it is, so it counts as one the state machine must reach.
+		return index
+	}
 	for i := index; i > applied; i-- {
 		var l raft.Log
 		if err := g.logs.GetLog(i, &l); err != nil {
