@@ -321,6 +321,7 @@ func (p *beatPeer) round() {
 	if err == nil {
 		p.b.rounds.Add(1)
 	}
+	p.b.n.cfg.Metrics.HeartbeatRound(p.id, err == nil)
 	var sent map[uint64]sentAck
 	if err == nil && w != nil {
 		sent = make(map[uint64]sentAck, len(acks))

@@ -21,6 +21,7 @@ type Node struct {
 	applyEntries  prometheus.Histogram
 	calls         *prometheus.CounterVec
 	callSeconds   *prometheus.HistogramVec
+	beatRounds    *prometheus.CounterVec
 }
 
 // New creates a node's registry with the Go runtime and process collectors and duro's own.
@@ -51,8 +52,11 @@ func New() *Node {
 			Name: "duro_call_duration_seconds", Help: "Latency of object calls answered by this node, commit included.",
 			Buckets: lat,
 		}, []string{"class"}),
+		beatRounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "duro_heartbeat_rounds_total", Help: "Heartbeat rounds (one per peer node for every group this node leads there) sent, by peer and outcome (ok, failed).",
+		}, []string{"peer", "outcome"}),
 	}
-	reg.MustRegister(m.leaderChanges, m.proposals, m.applySeconds, m.applyEntries, m.calls, m.callSeconds)
+	reg.MustRegister(m.leaderChanges, m.proposals, m.applySeconds, m.applyEntries, m.calls, m.callSeconds, m.beatRounds)
 	return m
 }
 
@@ -75,6 +79,18 @@ func (m *Node) Proposed(g uint64, committed bool) {
 		outcome = "failed"
 	}
 	m.proposals.WithLabelValues(group(g), outcome).Inc()
+}
+
+// HeartbeatRound counts one heartbeat round sent to peer.
+func (m *Node) HeartbeatRound(peer string, ok bool) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if !ok {
+		outcome = "failed"
+	}
+	m.beatRounds.WithLabelValues(peer, outcome).Inc()
 }
 
 // Applied records one batch applied to a state machine.
