@@ -31,7 +31,8 @@ type Node struct {
 	beats     *beats
 	log       *slog.Logger
 
-	groups map[uint64]*Group // immutable after Start
+	groups  map[uint64]*Group // immutable after Start
+	started chan struct{}     // closed once Start has filled groups
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -56,6 +57,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 		mux:       mux,
 		log:       cfg.Logger.With("node", cfg.ID),
 		groups:    map[uint64]*Group{},
+		started:   make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
 	fresh, err := checkIdentity(cfg, n.placement.ClusterID)
@@ -82,6 +84,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 		}
 		n.groups[gid] = g
 	}
+	close(n.started)
 	n.cfg.Metrics.Register(stateCollector{n})
 	n.done.Add(1)
 	go n.balance()
@@ -316,6 +319,13 @@ func (n *Node) onLeader(g *Group) {
 		return
 	}
 	go func() {
+		// A group can win an election while Start is still opening the others; the
+		// record reads n.groups, which is complete (and immutable) only after Start.
+		select {
+		case <-n.started:
+		case <-n.stop:
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := n.recordCluster(ctx, g); err != nil && !errors.Is(err, ErrNotLeader) {
