@@ -150,8 +150,8 @@ func (b *beats) heartbeat(id string, gid, term uint64, stop <-chan struct{}) (be
 
 // confirm returns how many of peers accept this node as the leader of gid in term, as
 // seen by rounds that started after confirm was called. It returns as soon as need peers
-// have, or when every peer has answered or failed, or ctx ends.
-func (b *beats) confirm(ctx context.Context, gid, term uint64, peers []string, need int) int {
+// have, or when every peer has answered, failed or timed out, or stop is closed.
+func (b *beats) confirm(gid, term uint64, peers []string, need int, stop <-chan struct{}) int {
 	if need <= 0 {
 		return 0
 	}
@@ -168,7 +168,7 @@ func (b *beats) confirm(ctx context.Context, gid, term uint64, peers []string, n
 		w := p.wait(e)
 		p.mu.Unlock()
 		go func() {
-			a, err := p.await(w, e, gid, term, ctx.Done())
+			a, err := p.await(w, e, gid, term, stop)
 			res <- err == nil && a.ok
 		}()
 	}

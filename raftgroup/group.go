@@ -31,6 +31,7 @@ type Group struct {
 	state *fsm.Store
 	logs  raft.LogStore
 	trans raft.Transport
+	peers []string // the group's other replicas
 	log   *slog.Logger
 
 	// servingTerm is the term in which this replica became a serving leader (Barrier done),
@@ -258,23 +259,8 @@ func (g *Group) readRound() error {
 // started after the call (raft's VerifyLeader, through the node's coalesced rounds, so
 // the reads of every group this node leads share them).
 func (g *Group) confirmLeader(term uint64) bool {
-	var peers []string
-	for _, id := range g.node.placement.Replicas[g.id] {
-		if id != g.node.cfg.ID {
-			peers = append(peers, id)
-		}
-	}
-	need := (len(peers)+1)/2 + 1 - 1 // a majority of the replicas, minus this one
-	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.Timing.ElectionTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-g.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return g.node.beats.confirm(ctx, g.id, term, peers, need) >= need
+	need := (len(g.peers) + 1) / 2 // a majority of the replicas, minus this one
+	return g.node.beats.confirm(g.id, term, g.peers, need, g.stop) >= need
 }
 
 // waitApplied returns once the state machine reflects every entry up to index.

@@ -162,6 +162,11 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, stop: stop}
+	for _, id := range n.placement.Replicas[gid] {
+		if id != n.cfg.ID {
+			g.peers = append(g.peers, id)
+		}
+	}
 
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
