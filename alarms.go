@@ -7,8 +7,8 @@ import (
 
 // ServingGroups returns the data groups this node leads and serves now, as the same
 // adapters Locate returns, so the object runtime fires their alarms (objects.AlarmGroups).
-// The runtime polls it; a group whose leadership moved here has its alarms resumed within
-// objects.Options.AlarmPoll of its Barrier.
+// The runtime asks again whenever the node's serving set changes (ServingChanged), so a
+// group whose leadership moved here has its alarms resumed right after its Barrier.
 func (l *locator) ServingGroups() []objects.Group {
 	var out []objects.Group
 	for _, g := range l.node.Groups() {
@@ -25,4 +25,10 @@ func (l *locator) ServingGroups() []objects.Group {
 	return out
 }
 
-var _ objects.AlarmGroups = (*locator)(nil)
+// ServingChanged implements objects.ServingNotifier.
+func (l *locator) ServingChanged() <-chan struct{} { return l.node.ServingChanged() }
+
+var (
+	_ objects.AlarmGroups     = (*locator)(nil)
+	_ objects.ServingNotifier = (*locator)(nil)
+)

@@ -78,6 +78,9 @@ type Config struct {
 	metrics *metrics.Node // set by Start
 }
 
+// alarmPollBackstop is the default objects.Options.AlarmPoll of a node.
+const alarmPollBackstop = 2 * time.Second
+
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -87,6 +90,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Objects.Logger == nil {
 		c.Objects.Logger = c.Logger.With("node", c.ID)
+	}
+	if c.Objects.AlarmPoll <= 0 {
+		// The node tells the runtime when its serving set changes (locator.ServingChanged),
+		// so the poll is only a backstop.
+		c.Objects.AlarmPoll = alarmPollBackstop
 	}
 	if c.MaxInflightPerConn <= 0 {
 		c.MaxInflightPerConn = DefaultMaxInflightPerConn

@@ -35,7 +35,8 @@ type Options struct {
 	// 10,000.
 	AlarmMaxLoaded int
 	// AlarmPoll is how often the runtime asks its AlarmGroups which groups it leads: a new
-	// leader's alarms resume within it. Default 100ms.
+	// leader's alarms resume within it. Default 100ms. An AlarmGroups that is also a
+	// ServingNotifier is asked at once on every change, and AlarmPoll is only a backstop.
 	AlarmPoll time.Duration
 }
 

@@ -21,6 +21,16 @@ type AlarmGroups interface {
 	ServingGroups() []Group
 }
 
+// ServingNotifier may be implemented by an AlarmGroups whose serving set can be watched.
+// The scheduler then asks ServingGroups again as soon as ServingChanged delivers, and polls
+// only every AlarmPoll as a backstop, so a new leader's alarms resume at once and an idle
+// node does not wake ten times a second to find nothing changed.
+type ServingNotifier interface {
+	// ServingChanged delivers a value (changes may coalesce into one) after the set of
+	// groups ServingGroups returns may have changed. The scheduler is its only receiver.
+	ServingChanged() <-chan struct{}
+}
+
 // The scheduler decides when to fire; alarm.go does the firing on the object's executor,
 // which re-checks everything against the object's view. So nothing here is needed for
 // safety (an alarm never fires early, a deleted one never fires): the scheduler only has
@@ -42,7 +52,7 @@ const (
 	DefaultAlarmRetryDelay = 2 * time.Second
 	DefaultAlarmLookahead  = 5 * time.Second
 	DefaultAlarmMaxLoaded  = 10_000
-	DefaultAlarmPoll       = 100 * time.Millisecond
+	DefaultAlarmPoll       = 100 * time.Millisecond // without a ServingNotifier
 )
 
 const (
@@ -76,9 +86,14 @@ func (s *scheduler) run() {
 	defer close(s.done)
 	t := time.NewTicker(s.rt.opts.AlarmPoll)
 	defer t.Stop()
+	var changed <-chan struct{} // nil, never ready, without a notifier
+	if n, ok := s.src.(ServingNotifier); ok {
+		changed = n.ServingChanged()
+	}
 	for {
 		s.refresh()
 		select {
+		case <-changed:
 		case <-s.stop:
 			s.mu.Lock()
 			for g, ga := range s.groups {

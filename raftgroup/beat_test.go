@@ -1,6 +1,8 @@
 package raftgroup
 
 import (
+	"github.com/hashicorp/raft"
+
 	"context"
 	"testing"
 	"time"
@@ -76,5 +78,32 @@ func TestReadIndexNeedsAFreshRound(t *testing.T) {
 	waitFor(t, 15*time.Second, "reads served again", func() bool {
 		i := c.leader(gid)
 		return c.nodes[i].Group(gid).ReadIndex(ctx) == nil
+	})
+}
+
+// A group's raft runs with the stretched heartbeat timeout while it leads and with the
+// short one otherwise: a follower left with the leader's value would take that much longer
+// to notice its leader is gone.
+func TestLeaderRunsWithStretchedHeartbeats(t *testing.T) {
+	c := newCluster(t, 3, withGroups(4))
+	c.waitAllLeaders()
+	tm := c.nodes[0].cfg.Timing
+	if tm.LeaderHeartbeatTimeout <= tm.HeartbeatTimeout {
+		t.Fatalf("test timing does not stretch: leader %v, follower %v", tm.LeaderHeartbeatTimeout, tm.HeartbeatTimeout)
+	}
+	waitFor(t, 10*time.Second, "leaders stretched, followers not", func() bool {
+		for _, n := range c.nodes {
+			for _, g := range n.Groups() {
+				want := tm.HeartbeatTimeout
+				if g.Raft().State() == raft.Leader {
+					want = tm.LeaderHeartbeatTimeout
+				}
+				if got := g.Raft().ReloadableConfig().HeartbeatTimeout; got != want {
+					t.Logf("group %d on %s (%v): heartbeat timeout %v, want %v", g.ID(), n.cfg.ID, g.Raft().State(), got, want)
+					return false
+				}
+			}
+		}
+		return true
 	})
 }

@@ -74,10 +74,19 @@ type Timing struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
-	SnapshotInterval   time.Duration
-	SnapshotThreshold  uint64
-	TrailingLogs       uint64
+	// LeaderHeartbeatTimeout is the HeartbeatTimeout a group's raft runs with while it
+	// leads (raft.ReloadConfig); followers and candidates run with HeartbeatTimeout.
+	// A leader's raft uses it only to pace its heartbeat goroutines (one per follower,
+	// every tenth to fifth of it) and to cap replication back-off. Followers hear from
+	// the leader through the coalesced rounds (beat.go), not those calls, so stretching it
+	// leaves failover alone and cuts an idle node's wakeups; the calls still refresh the
+	// contact times raft's leader lease checks, so a fifth of it must stay well inside
+	// LeaderLeaseTimeout. Default: 3 × LeaderLeaseTimeout (3s), less when the lease is short.
+	LeaderHeartbeatTimeout time.Duration
+	CommitTimeout          time.Duration
+	SnapshotInterval       time.Duration
+	SnapshotThreshold      uint64
+	TrailingLogs           uint64
 	// BalanceInterval is how often a leader checks whether a group it leads should be
 	// handed to the group's preferred leader.
 	BalanceInterval time.Duration
@@ -88,8 +97,8 @@ func DefaultTiming() Timing {
 	return Timing{
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      2 * time.Second,
+		LeaderLeaseTimeout: 1000 * time.Millisecond,
+		CommitTimeout:      5 * time.Second,
 		SnapshotInterval:   60 * time.Second,
 		SnapshotThreshold:  16384,
 		TrailingLogs:       8192,
@@ -110,6 +119,12 @@ func (t Timing) withDefaults() Timing {
 	set(&t.CommitTimeout, d.CommitTimeout)
 	set(&t.SnapshotInterval, d.SnapshotInterval)
 	set(&t.BalanceInterval, d.BalanceInterval)
+	if t.LeaderHeartbeatTimeout <= 0 {
+		// Stretch up to 3×, keeping raft's longest heartbeat gap (a fifth of it) at least
+		// max(lease/3, 100ms) inside the lease; short test timings are not stretched.
+		margin := max(t.LeaderLeaseTimeout/3, 100*time.Millisecond)
+		t.LeaderHeartbeatTimeout = max(t.HeartbeatTimeout, min(3*t.LeaderLeaseTimeout, 5*(t.LeaderLeaseTimeout-margin)))
+	}
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -223,6 +238,13 @@ func (c Config) Validate() error {
 	t := c.Timing
 	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
 		return bad("leader lease timeout (%v) exceeds heartbeat timeout (%v)", t.LeaderLeaseTimeout, t.HeartbeatTimeout)
+	}
+	if t.LeaderHeartbeatTimeout < t.HeartbeatTimeout {
+		return bad("leader heartbeat timeout (%v) is below heartbeat timeout (%v)", t.LeaderHeartbeatTimeout, t.HeartbeatTimeout)
+	}
+	if t.LeaderHeartbeatTimeout > t.HeartbeatTimeout && t.LeaderHeartbeatTimeout/5 > 2*t.LeaderLeaseTimeout/3 {
+		return bad("leader heartbeat timeout (%v) is too long for the leader lease (%v): raft's heartbeats, every fifth of it at most, must refresh the lease well within it",
+			t.LeaderHeartbeatTimeout, t.LeaderLeaseTimeout)
 	}
 	return nil
 }

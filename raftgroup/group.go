@@ -310,8 +310,10 @@ func (g *Group) watchLeadership() {
 		case <-g.stop:
 			return
 		case leader := <-g.raft.LeaderCh():
+			g.leaderTiming(leader)
 			if !leader {
 				g.servingTerm.Store(0)
+				g.node.servingChanged()
 				g.node.cfg.Metrics.LeaderChanged(g.id)
 				g.log.Debug("lost leadership")
 				continue
@@ -329,10 +331,29 @@ func (g *Group) watchLeadership() {
 			g.failedMu.Unlock()
 			g.leaderSince.Store(time.Now().UnixNano())
 			g.servingTerm.Store(term)
+			g.node.servingChanged()
 			g.node.cfg.Metrics.LeaderChanged(g.id)
 			g.log.Debug("serving as leader", "term", term)
 			g.node.onLeader(g)
 		}
+	}
+}
+
+// leaderTiming switches raft's HeartbeatTimeout between the leader's stretched value and
+// the followers' (Timing.LeaderHeartbeatTimeout says why that is safe). Raft re-reads it on
+// every timer, and shortening it resets a follower's election timer at once.
+func (g *Group) leaderTiming(leader bool) {
+	t := g.node.cfg.Timing
+	rc := g.raft.ReloadableConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout = t.HeartbeatTimeout, t.ElectionTimeout
+	if leader {
+		// Raft requires ElectionTimeout >= HeartbeatTimeout; a leader uses it only to
+		// bound a leadership transfer.
+		rc.HeartbeatTimeout = t.LeaderHeartbeatTimeout
+		rc.ElectionTimeout = max(t.ElectionTimeout, t.LeaderHeartbeatTimeout)
+	}
+	if err := g.raft.ReloadConfig(rc); err != nil {
+		g.log.Warn("cannot set raft's heartbeat timeout", "leader", leader, "err", err)
 	}
 }
 

@@ -21,6 +21,10 @@ import (
 	"github.com/duro-db/duro/transport"
 )
 
+// logCacheEntries is how many recent log entries each group keeps in memory for raft's
+// reads (raft.LogCache): a few of its largest appends (MaxAppendEntries is 256).
+const logCacheEntries = 1024
+
 // Node hosts this process's replicas of the meta group and of the data groups the
 // placement assigns to it, all sharing one listener (transport.Mux) and one log store.
 type Node struct {
@@ -33,6 +37,7 @@ type Node struct {
 
 	groups  map[uint64]*Group // immutable after Start
 	started chan struct{}     // closed once Start has filled groups
+	serving chan struct{}     // capacity 1: some group started or stopped serving
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -58,6 +63,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 		log:       cfg.Logger.With("node", cfg.ID),
 		groups:    map[uint64]*Group{},
 		started:   make(chan struct{}),
+		serving:   make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
 	fresh, err := checkIdentity(cfg, n.placement.ClusterID)
@@ -152,7 +158,16 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		logs:             logs,
 		stop:             stop,
 	}
-	r, err := raft.NewRaft(rc, groupFSM{state, logs, n.cfg.Metrics}, logs, logs, snaps, trans)
+	// Raft reads every entry back soon after storing it: followers to apply what
+	// committed, leaders to replicate. The cache answers those reads from memory
+	// (measured: 6% of a loaded node's CPU went to bbolt read transactions for them).
+	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	if err != nil {
+		trans.Close()
+		state.Close()
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, groupFSM{state, logs, n.cfg.Metrics}, cached, logs, snaps, trans)
 	if err != nil {
 		trans.Close()
 		state.Close()
@@ -279,6 +294,18 @@ func (n *Node) Leading() []uint64 {
 		}
 	}
 	return out
+}
+
+// ServingChanged delivers a value after a group of this node started or stopped serving
+// (see Group.LeaderTerm); changes that come before the receiver takes one coalesce. It is
+// meant for one receiver, which then looks at every group again.
+func (n *Node) ServingChanged() <-chan struct{} { return n.serving }
+
+func (n *Node) servingChanged() {
+	select {
+	case n.serving <- struct{}{}:
+	default:
+	}
 }
 
 // Serving returns the group replica this node leads, or a *NotLeaderError naming the
