@@ -63,7 +63,9 @@ func withAlarms(rec *alarmRecorder, retry time.Duration) clusterOpt {
 	return func(c *duro.Config) {
 		c.Registry = reg
 		c.Objects.AlarmRetryDelay = retry
-		c.Objects.AlarmPoll = 20 * time.Millisecond
+		// The backstop poll never runs here: schedulers must learn of every leadership
+		// change, the kill included, from the node (locator.ServingChanged).
+		c.Objects.AlarmPoll = time.Hour
 	}
 }
 
