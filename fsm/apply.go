@@ -26,7 +26,8 @@ var (
 )
 
 // Result is the response of every applied command entry: what ApplyFuture.Response()
-// returns, always as *Result. Entries that are not commands get a nil response.
+// returns, as *Result (or, for a batch entry that decoded, *BatchResult holding one Result
+// per command). Entries that are not commands get a nil response.
 type Result struct {
 	Index uint64 // log index of the entry
 	// Version is the object's version after this entry: the number of commands ever
@@ -118,7 +119,11 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		if err := a.apply(l, &results[i]); err != nil {
+		if isBatch(l.Data) {
+			resps[i] = a.applyBatch(l, &results[i])
+			continue
+		}
+		if err := a.apply(l.Index, l.Data, &results[i]); err != nil {
 			s.abortLocked(fmt.Errorf("index %d: %w", l.Index, err))
 		}
 		resps[i] = &results[i]
@@ -150,8 +155,9 @@ type applier struct {
 	meta, objects, objectMeta, alarms              *bolt.Bucket
 	dedup, dedupExpiry, dedupClients, dedupPending *bolt.Bucket
 
-	cmd       Command // decoded entry; its slices alias the log entry's Data
-	ops       []Op    // backing array of cmd.Ops, kept across entries and batches
+	cmd       Command  // decoded entry; its slices alias the log entry's Data
+	ops       []Op     // backing array of cmd.Ops, kept across entries and batches
+	batch     [][]byte // backing array of a batch entry's commands, cleared after use
 	arena     arena
 	dedupKey  [ClientIDLen + 8]byte
 	expiryKey [8 + ClientIDLen + 8]byte
@@ -205,13 +211,34 @@ func (a *applier) finish(applied uint64) error {
 	return nil
 }
 
-// apply applies one command entry, filling res. A returned error means the transaction
-// cannot be committed; a deterministic rejection is res.Err instead.
-func (a *applier) apply(l *raft.Log, res *Result) error {
-	res.Index = l.Index
+// applyBatch applies the commands of a batch entry one by one (see batch.go) and returns
+// the entry's response: a *BatchResult, or res with Err if the framing is malformed.
+func (a *applier) applyBatch(l *raft.Log, res *Result) any {
+	cmds, err := splitBatch(l.Data, a.batch[:0])
+	a.batch = cmds[:0]
+	defer clear(cmds)
+	if err != nil {
+		res.Index, res.Err = l.Index, err
+		a.store.log.Debug("fsm: rejected batch", "index", l.Index, "err", err)
+		return res
+	}
+	br := &BatchResult{Results: make([]Result, len(cmds))}
+	for k, data := range cmds {
+		if err := a.apply(l.Index, data, &br.Results[k]); err != nil {
+			a.store.abortLocked(fmt.Errorf("index %d, command %d of its batch: %w", l.Index, k, err))
+		}
+	}
+	return br
+}
+
+// apply applies one command (an entry of its own, or one of a batch) at log index, filling
+// res. A returned error means the transaction cannot be committed; a deterministic
+// rejection is res.Err instead.
+func (a *applier) apply(index uint64, data []byte, res *Result) error {
+	res.Index = index
 	c := &a.cmd
 	c.Ops = a.ops[:0]
-	err := decodeCommand(l.Data, c)
+	err := decodeCommand(data, c)
 	if cap(c.Ops) > cap(a.ops) {
 		a.ops = c.Ops[:0]
 	}
@@ -220,7 +247,7 @@ func (a *applier) apply(l *raft.Log, res *Result) error {
 	}
 	if err != nil {
 		res.Err = err
-		a.store.log.Debug("fsm: rejected command", "index", l.Index, "err", err)
+		a.store.log.Debug("fsm: rejected command", "index", index, "err", err)
 		return nil
 	}
 	if c.isNoop() {

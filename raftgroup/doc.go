@@ -21,10 +21,13 @@
 //   - Leadership is spread by handing each group to its preferred replica (Plan) once that
 //     replica answers heartbeats; never to a node whose heartbeats are failing.
 //   - Heartbeats travel as one round per pair of nodes for all groups (beat.go). Raft's own
-//     heartbeat calls may be answered from a round at most 2/5 of a heartbeat timeout old;
+//     heartbeat calls may be answered from a round at most half a heartbeat timeout old;
 //     a read's leadership check never is: it waits for rounds that start after it.
 //   - A leader's log appends return before their fsync (logstore.SetAsyncAppends). Nothing
 //     depends on an entry before it is durable locally: the state machine applies it only
 //     then (groupFSM), and the commit index sent to followers never passes the durable
 //     index (beatTransport), so whatever anyone observes is durable on a majority.
+//   - Submit's commands enter the log in submission order, several to an entry when they
+//     queue behind the group's one entry in flight (propose.go); each is applied, refused
+//     and answered on its own, as if it had an entry of its own.
 package raftgroup

@@ -43,6 +43,8 @@ type Group struct {
 	failedMu sync.Mutex
 	failed   map[raft.ServerID]bool
 
+	prop proposer // Submit's queue
+
 	readMu      sync.Mutex
 	readPending []chan error
 	readRunning bool
@@ -126,8 +128,11 @@ func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, err
 // for the commit; wait reports the outcome as Propose does, except that a command the
 // state machine rejected returns (res, nil) with res.Err set. Commands submitted one after
 // another enter the log in submission order, which is what lets a caller pipeline the
-// commands of one object. Submit waits for room in raft's queue rather than time out, so
-// it never refuses one command and then accepts the next.
+// commands of one object. Commands submitted together may share one log entry (see
+// proposer); each is still applied and answered on its own. Submit never blocks and never
+// refuses one command and then accepts the next for lack of room: the queue holds what
+// callers have in flight (the server bounds that per connection and per object), and
+// raft's own queue holds the proposer back.
 func (g *Group) Submit(term uint64, cmd *fsm.Command) (wait func() (*fsm.Result, error)) {
 	if t, ok := g.LeaderTerm(); !ok || t != term {
 		err := g.notLeader()
@@ -137,14 +142,20 @@ func (g *Group) Submit(term uint64, cmd *fsm.Command) (wait func() (*fsm.Result,
 	if err != nil {
 		return func() (*fsm.Result, error) { return nil, err }
 	}
-	f := g.raft.Apply(data, 0)
+	x := &proposal{term: term, data: data, done: make(chan struct{})}
+	g.submit(x)
 	return func() (*fsm.Result, error) {
-		if err := g.waitFuture(context.Background(), f); err != nil {
-			g.node.cfg.Metrics.Proposed(g.id, false)
-			return nil, g.applyError(err)
+		select {
+		case <-x.done:
+			return x.res, x.err
+		case <-g.stop:
+			select {
+			case <-x.done:
+				return x.res, x.err
+			default:
+			}
+			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ErrClosed)
 		}
-		g.node.cfg.Metrics.Proposed(g.id, true)
-		return g.result(f), nil
 	}
 }
 

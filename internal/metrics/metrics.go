@@ -19,6 +19,7 @@ type Node struct {
 	proposals     *prometheus.CounterVec
 	applySeconds  prometheus.Histogram
 	applyEntries  prometheus.Histogram
+	entryCommands prometheus.Histogram
 	calls         *prometheus.CounterVec
 	callSeconds   *prometheus.HistogramVec
 	beatRounds    *prometheus.CounterVec
@@ -45,6 +46,10 @@ func New() *Node {
 			Name: "duro_apply_batch_entries", Help: "Entries per applied batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
+		entryCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "duro_proposal_batch_commands", Help: "Commands per log entry this node proposed (commands submitted together share one entry).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "duro_calls_total", Help: "Object calls answered by this node, by class, method and outcome.",
 		}, []string{"class", "method", "outcome"}),
@@ -56,7 +61,7 @@ func New() *Node {
 			Name: "duro_heartbeat_rounds_total", Help: "Heartbeat rounds (one per peer node for every group this node leads there) sent, by peer and outcome (ok, failed).",
 		}, []string{"peer", "outcome"}),
 	}
-	reg.MustRegister(m.leaderChanges, m.proposals, m.applySeconds, m.applyEntries, m.calls, m.callSeconds, m.beatRounds)
+	reg.MustRegister(m.leaderChanges, m.proposals, m.applySeconds, m.applyEntries, m.entryCommands, m.calls, m.callSeconds, m.beatRounds)
 	return m
 }
 
@@ -66,6 +71,13 @@ func group(g uint64) string { return strconv.FormatUint(g, 10) }
 func (m *Node) LeaderChanged(g uint64) {
 	if m != nil {
 		m.leaderChanges.WithLabelValues(group(g)).Inc()
+	}
+}
+
+// ProposedEntry records that this node handed raft one log entry of n commands.
+func (m *Node) ProposedEntry(n int) {
+	if m != nil {
+		m.entryCommands.Observe(float64(n))
 	}
 }
 

@@ -1,0 +1,194 @@
+package raftgroup
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/fsm"
+)
+
+// Proposal batching.
+//
+// Every raft log entry costs the same fixed work however small its command: a log store
+// record, an inflight record and a future in raft's main loop, a reflective msgpack encode
+// per follower and a decode on each, a log cache slot, an apply call. Under load most of
+// a node's commands are small writes of different objects arriving together, so Submit
+// queues them and the group proposes what has queued as ONE entry (fsm.EncodeBatch), each
+// command still applied, rejected and answered on its own.
+//
+// No timer decides a batch. A group keeps at most maxInflightEntries of its batch entries
+// between raft.Apply and their answer; while that many are out, commands queue, and the
+// next entry takes everything queued. A lone caller's command finds room and goes
+// straight to raft as its own entry, so latency never waits for a batch to fill, and
+// batches grow only as far as load outruns raft. (raft.Apply alone would not do: raft's
+// apply channel takes hundreds of entries without blocking, so nothing would ever queue.)
+// One proposer at a time keeps the log order the submission order, which Submit promises.
+type proposer struct {
+	mu       sync.Mutex
+	queue    []*proposal
+	busy     bool // a goroutine is proposing; it will take what is queued
+	inflight int  // entries handed to raft and not yet answered
+}
+
+// Bounds of one batch entry, and of the entries in flight. A command larger than
+// maxBatchBytes goes alone. Variables only so benchmarks can compare settings.
+var (
+	maxBatchCommands   = 256
+	maxBatchBytes      = 1 << 20
+	maxInflightEntries = 1
+)
+
+type proposal struct {
+	term uint64
+	data []byte // fsm.EncodeCommand encoding
+	done chan struct{}
+	res  *fsm.Result // set before done is closed
+	err  error
+}
+
+// submit queues x; if no proposal is under way and there is room in flight, it proposes
+// itself, and hands what queued meanwhile to a goroutine so that its caller (an object's
+// executor) is not kept proposing other objects' commands.
+func (g *Group) submit(x *proposal) {
+	p := &g.prop
+	p.mu.Lock()
+	p.queue = append(p.queue, x)
+	if p.busy || p.inflight >= maxInflightEntries {
+		p.mu.Unlock()
+		return
+	}
+	p.busy = true
+	p.mu.Unlock()
+	if g.proposeNext() {
+		go g.proposeAll()
+	}
+}
+
+func (g *Group) proposeAll() {
+	for g.proposeNext() {
+	}
+}
+
+// proposeNext proposes one batch from the head of the queue (the caller is the busy
+// proposer) and reports whether it should go on: more is queued and there is room in
+// flight. If not, the proposer is idle again.
+func (g *Group) proposeNext() (more bool) {
+	p := &g.prop
+	p.mu.Lock()
+	n, size := 0, 0
+	for n < len(p.queue) && n < maxBatchCommands {
+		size += len(p.queue[n].data)
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	batch := p.queue[:n:n]
+	if p.queue = p.queue[n:]; len(p.queue) == 0 {
+		p.queue = nil
+	}
+	p.inflight++
+	p.mu.Unlock()
+
+	if !g.propose(batch) {
+		g.entryDone()
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 || p.inflight >= maxInflightEntries {
+		p.busy = false
+		return false
+	}
+	return true
+}
+
+// entryDone frees the room of an answered entry, and starts proposing what queued
+// meanwhile if nobody is.
+func (g *Group) entryDone() {
+	p := &g.prop
+	p.mu.Lock()
+	p.inflight--
+	start := !p.busy && len(p.queue) > 0
+	if start {
+		p.busy = true
+	}
+	p.mu.Unlock()
+	if start {
+		g.proposeAll()
+	}
+}
+
+// propose hands batch to raft as one entry, after dropping the commands whose term this
+// replica no longer serves (they were never appended: NotLeaderError). It reports whether
+// it did; deliver then calls entryDone once the entry is answered.
+func (g *Group) propose(batch []*proposal) bool {
+	term, ok := g.LeaderTerm()
+	live := batch[:0:0]
+	for _, x := range batch {
+		if !ok || x.term != term {
+			x.err = g.notLeader()
+			g.node.cfg.Metrics.Proposed(g.id, false)
+			close(x.done)
+			continue
+		}
+		live = append(live, x)
+	}
+	if len(live) == 0 {
+		return false
+	}
+	data := live[0].data
+	if len(live) > 1 {
+		cmds := make([][]byte, len(live))
+		for i, x := range live {
+			cmds[i] = x.data
+		}
+		var err error
+		if data, err = fsm.EncodeBatch(cmds); err != nil {
+			panic(fmt.Sprintf("raftgroup: group %d: a batch within the bounds does not encode: %v", g.id, err))
+		}
+	}
+	f := g.raft.Apply(data, 0)
+	g.node.cfg.Metrics.ProposedEntry(len(live))
+	go g.deliver(live, f)
+	return true
+}
+
+// deliver waits for the entry of batch and answers each of its commands. Raft never answers
+// a future still queued when it shuts down: the goroutine then stays, and the waiters
+// return on the group's stop channel instead (see Submit).
+func (g *Group) deliver(batch []*proposal, f raft.ApplyFuture) {
+	defer g.entryDone()
+	if err := f.Error(); err != nil {
+		err = g.applyError(err)
+		for _, x := range batch {
+			x.err = err
+			g.node.cfg.Metrics.Proposed(g.id, false)
+			close(x.done)
+		}
+		return
+	}
+	switch r := f.Response().(type) {
+	case *fsm.BatchResult:
+		if len(r.Results) != len(batch) {
+			panic(fmt.Sprintf("raftgroup: group %d: a batch of %d commands got %d results", g.id, len(batch), len(r.Results)))
+		}
+		for i, x := range batch {
+			x.res = &r.Results[i]
+		}
+	case *fsm.Result:
+		// One command, or a batch refused whole (malformed, or replayed): the same
+		// answer for each of its commands.
+		for _, x := range batch {
+			x.res = r
+		}
+	default:
+		panic(fmt.Sprintf("raftgroup: group %d: state machine returned %T (invariant: fsm.Store returns *fsm.Result or *fsm.BatchResult)", g.id, f.Response()))
+	}
+	for _, x := range batch {
+		g.node.cfg.Metrics.Proposed(g.id, true)
+		close(x.done)
+	}
+}

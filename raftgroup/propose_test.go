@@ -1,0 +1,114 @@
+package raftgroup
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duro-db/duro/fsm"
+)
+
+// Commands submitted together share log entries, and each is still applied and answered
+// on its own: every object's pipelined chain applies in submission order (a command out
+// of order would be refused for its version), a command refused in the middle of a batch
+// leaves the others applied, and the followers hold exactly what the leader holds.
+func TestSubmitBatchesAndAnswersEachCommand(t *testing.T) {
+	c := newCluster(t, 3, withGroups(1))
+	c.waitAllLeaders()
+	const gid, objects, chain = 1, 32, 40
+	g := c.nodes[c.leader(gid)].Group(gid)
+	term, ok := g.LeaderTerm()
+	if !ok {
+		t.Fatal("leader does not serve")
+	}
+	ids := make([][]byte, objects)
+	for i := range ids {
+		ids[i] = randomID()
+	}
+	type answer struct {
+		res *fsm.Result
+		err error
+	}
+	answers := make([][]answer, objects)
+	var wg sync.WaitGroup
+	for o := range objects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			waits := make([]func() (*fsm.Result, error), chain)
+			for v := range chain {
+				cmd := put(ids[o], "k", fmt.Sprint(v+1))
+				cmd.Version = uint64(v + 1)
+				if o == 0 && v == chain-1 {
+					cmd.Version = 1000 // refused for its version, alone
+				}
+				waits[v] = g.Submit(term, cmd) // pipelined: no wait in between
+			}
+			for _, w := range waits {
+				res, err := w()
+				answers[o] = append(answers[o], answer{res, err})
+			}
+		}()
+	}
+	wg.Wait()
+
+	shared := map[uint64]int{} // log index → commands answered from it
+	for o, as := range answers {
+		for v, a := range as {
+			if a.err != nil {
+				t.Fatalf("object %d command %d: %v", o, v, a.err)
+			}
+			shared[a.res.Index]++
+			if o == 0 && v == chain-1 {
+				if !errors.Is(a.res.Err, fsm.ErrVersionConflict) {
+					t.Errorf("the out-of-chain command: %+v, want a version conflict", a.res)
+				}
+				continue
+			}
+			if a.res.Err != nil || a.res.Version != uint64(v+1) {
+				t.Errorf("object %d command %d: %+v, want version %d", o, v, a.res, v+1)
+			}
+		}
+	}
+	if len(shared) >= objects*chain {
+		t.Errorf("%d commands took %d log entries: nothing was batched", objects*chain, len(shared))
+	}
+	t.Logf("%d commands in %d entries", objects*chain, len(shared))
+
+	waitFor(t, 10*time.Second, "followers to apply everything", func() bool {
+		for _, n := range c.nodes {
+			if !n.Group(gid).CaughtUp(g.Raft().CommitIndex()) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range c.nodes {
+		for o, id := range ids {
+			want := fmt.Sprint(chain)
+			if o == 0 {
+				want = fmt.Sprint(chain - 1)
+			}
+			if v, _ := get(t, n.Group(gid), id, "k"); v != want {
+				t.Errorf("%s: object %d holds %q, want %q", n.cfg.ID, o, v, want)
+			}
+		}
+	}
+}
+
+// A command submitted in a term the replica no longer serves is refused before it is
+// appended.
+func TestSubmitRefusesAStaleTerm(t *testing.T) {
+	c := newCluster(t, 3, withGroups(1))
+	c.waitAllLeaders()
+	g := c.nodes[c.leader(1)].Group(1)
+	term, _ := g.LeaderTerm()
+	if _, err := g.Submit(term+1, put(randomID(), "k", "v"))(); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("submit in a term not served: %v, want ErrNotLeader", err)
+	}
+	if res, err := g.Submit(term, put(randomID(), "k", "v"))(); err != nil || res.Err != nil {
+		t.Fatalf("submit in the served term: %v %+v", err, res)
+	}
+}
