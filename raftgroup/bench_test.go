@@ -145,6 +145,18 @@ func BenchmarkSubmit(b *testing.B) {
 	}
 }
 
+// BenchmarkStateCommitInterval compares how often the state machines commit their open
+// bbolt transaction, on BenchmarkSubmit's load.
+func BenchmarkStateCommitInterval(b *testing.B) {
+	for _, d := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second} {
+		b.Run(fmt.Sprint("interval=", d), func(b *testing.B) {
+			defer func(old time.Duration) { stateCommitInterval = old }(stateCommitInterval)
+			stateCommitInterval = d
+			benchSubmit(b, 128)
+		})
+	}
+}
+
 func benchSubmit(b *testing.B, callers int) {
 	c := newCluster(b, 3, withGroups(16), withSync())
 	c.waitAllLeaders()

@@ -100,7 +100,7 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 
 // newProxiedCluster starts n nodes whose every directed link i->j goes through
 // proxies[[2]int{i, j}] (Config.DialAddrs).
-func newProxiedCluster(t *testing.T, n, groups int) (*testCluster, map[[2]int]*linkProxy, []Peer) {
+func newProxiedCluster(t *testing.T, n, groups int, opts ...clusterOpt) (*testCluster, map[[2]int]*linkProxy, []Peer) {
 	var muxes []*transport.Mux
 	var peers []Peer
 	for i := 0; i < n; i++ {
@@ -123,8 +123,12 @@ func newProxiedCluster(t *testing.T, n, groups int) (*testCluster, map[[2]int]*l
 				dial[peers[j].ID] = p.ln.Addr().String()
 			}
 		}
-		node, err := Start(Config{ID: peers[i].ID, DataDir: t.TempDir(), Peers: peers, Groups: groups,
-			Timing: fastTiming(), NoSync: true, DialAddrs: dial, Logger: testLogger()}, muxes[i])
+		cfg := Config{ID: peers[i].ID, DataDir: t.TempDir(), Peers: peers, Groups: groups,
+			Timing: fastTiming(), NoSync: true, DialAddrs: dial, Logger: testLogger()}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		node, err := Start(cfg, muxes[i])
 		if err != nil {
 			t.Fatal(err)
 		}

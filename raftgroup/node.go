@@ -113,7 +113,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	if rebuilt {
 		glog.Warn("the machine restarted while this group's state was open; rebuilding it from the latest snapshot and the raft log")
 	}
-	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync || stateNoSync, Logger: glog})
+	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync || stateNoSync, Logger: glog, CommitInterval: stateCommitInterval})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}

@@ -3,6 +3,7 @@ package raftgroup
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -25,6 +26,14 @@ import (
 // batches grow only as far as load outruns raft. (raft.Apply alone would not do: raft's
 // apply channel takes hundreds of entries without blocking, so nothing would ever queue.)
 // One proposer at a time keeps the log order the submission order, which Submit promises.
+//
+// An entry stops counting against the window once it has been out for entryHold, answered
+// or not. Raft retries a failed replication only when a new entry arrives or every
+// CommitTimeout (seconds), so a window that waited for a stuck entry would wait for that
+// timer, and under connection resets it stalled a group for seconds (the Jepsen reset
+// nemesis: TestSubmitKeepsProposingWhileAnEntryIsStuck). With the hold, a stuck group
+// still appends an entry every entryHold, as it did before batching, and each one
+// triggers replication.
 type proposer struct {
 	mu       sync.Mutex
 	queue    []*proposal
@@ -38,6 +47,7 @@ var (
 	maxBatchCommands   = 256
 	maxBatchBytes      = 1 << 20
 	maxInflightEntries = 1
+	entryHold          = 10 * time.Millisecond
 )
 
 type proposal struct {
@@ -160,7 +170,13 @@ func (g *Group) propose(batch []*proposal) bool {
 // a future still queued when it shuts down: the goroutine then stays, and the waiters
 // return on the group's stop channel instead (see Submit).
 func (g *Group) deliver(batch []*proposal, f raft.ApplyFuture) {
-	defer g.entryDone()
+	var once sync.Once
+	free := func() { once.Do(g.entryDone) }
+	hold := time.AfterFunc(entryHold, free)
+	defer func() {
+		hold.Stop()
+		free()
+	}()
 	if err := f.Error(); err != nil {
 		err = g.applyError(err)
 		for _, x := range batch {

@@ -112,3 +112,54 @@ func TestSubmitRefusesAStaleTerm(t *testing.T) {
 		t.Fatalf("submit in the served term: %v %+v", err, res)
 	}
 }
+
+// Raft retries a failed append only when a new entry arrives or after CommitTimeout. A
+// group that held every later command until its one entry in flight was answered would
+// leave that entry stuck for the whole timer after a connection reset; the hold lets the
+// next command go out, and its append carries the stuck entry too.
+func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
+	tm := fastTiming()
+	tm.CommitTimeout = time.Minute
+	// A lease far longer than the cut, so the leader never steps down in this test.
+	tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+	c, proxies, _ := newProxiedCluster(t, 3, 1, withTiming(tm))
+	c.waitAllLeaders()
+	const gid = 1
+	l := c.leader(gid)
+	g := c.nodes[l].Group(gid)
+	term, _ := g.LeaderTerm()
+	if _, err := g.Submit(term, put(randomID(), "k", "v"))(); err != nil {
+		t.Fatal(err)
+	}
+	for link, p := range proxies {
+		if link[0] == l {
+			p.cut()
+		}
+	}
+	stuck := g.Submit(term, put(randomID(), "k", "a"))
+	// Give raft time to try (and fail) the append; if it has not tried yet, the entry just
+	// commits after the heal and the test proves nothing, but does not fail.
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range proxies {
+		p.heal()
+	}
+	next := g.Submit(term, put(randomID(), "k", "b"))
+	done := make(chan error, 2)
+	for _, w := range []func() (*fsm.Result, error){stuck, next} {
+		go func() {
+			_, err := w()
+			done <- err
+		}()
+	}
+	timeout := time.After(5 * time.Second)
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("a command failed: %v", err)
+			}
+		case <-timeout:
+			t.Fatal("commands still unanswered 5s after the links healed: the group stopped proposing behind a stuck entry")
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // A group's state machine is rebuilt from raft (the latest snapshot, then the log) after
@@ -31,6 +32,10 @@ const (
 // alwaysSyncState makes every state machine fsync, as before this scheme: benchmarks set it
 // to measure the difference side by side.
 var alwaysSyncState = false
+
+// stateCommitInterval is fsm.Options.CommitInterval for every replica; zero is fsm's
+// default. A variable only so benchmarks can compare intervals.
+var stateCommitInterval time.Duration
 
 func bootID() []byte {
 	if alwaysSyncState {
