@@ -77,7 +77,7 @@ type Timing struct {
 	// LeaderHeartbeatTimeout is the HeartbeatTimeout a group's raft runs with while it
 	// leads (raft.ReloadConfig); followers and candidates run with HeartbeatTimeout.
 	// A leader's raft uses it only to pace its heartbeat goroutines (one per follower,
-	// every tenth to fifth of it) and to cap replication back-off. Followers hear from
+	// every tenth to fifth of it) and to cap their retry back-off. Followers hear from
 	// the leader through the coalesced rounds (beat.go), not those calls, so stretching it
 	// leaves failover alone and cuts an idle node's wakeups; the calls still refresh the
 	// contact times raft's leader lease checks, so a fifth of it must stay well inside

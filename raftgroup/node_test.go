@@ -257,6 +257,10 @@ func TestConfigValidation(t *testing.T) {
 		{"replicas > peers", Config{ID: "a", DataDir: "d", Peers: peers, Replicas: 5}},
 		{"slots < groups", Config{ID: "a", DataDir: "d", Peers: peers, Groups: 10, Slots: 5}},
 		{"too many groups", Config{ID: "a", DataDir: "d", Peers: peers, Groups: MaxGroups + 1}},
+		{"leader heartbeat below follower", Config{ID: "a", DataDir: "d", Peers: peers,
+			Timing: Timing{HeartbeatTimeout: time.Second, LeaderHeartbeatTimeout: 500 * time.Millisecond}}},
+		{"leader heartbeat past the lease", Config{ID: "a", DataDir: "d", Peers: peers,
+			Timing: Timing{LeaderLeaseTimeout: time.Second, LeaderHeartbeatTimeout: 4 * time.Second}}},
 	} {
 		if err := tc.cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: err %v, want ErrInvalidConfig", tc.name, err)

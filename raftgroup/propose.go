@@ -38,7 +38,7 @@ type proposer struct {
 	mu       sync.Mutex
 	queue    []*proposal
 	busy     bool // a goroutine is proposing; it will take what is queued
-	inflight int  // entries handed to raft and not yet answered
+	inflight int  // entries handed to raft, neither answered nor out for entryHold yet
 }
 
 // Bounds of one batch entry, and of the entries in flight. A command larger than
