@@ -198,13 +198,32 @@ func (g *GroupStore) pendingLog(index uint64, log *raft.Log) (found bool, err er
 	return false, nil
 }
 
-// committed publishes a successful commit's effect on g: the log bounds of
-// the file, and the end of pending for g's first gt.async requests, which
-// were in the commit. It appends those to durable for the writer to recycle.
-func (g *GroupStore) committed(gt *groupTx, durable []*request) []*request {
+// committed applies a successful commit's log writes to g's index (its
+// frame was written at off in seg; pos locates the records in the frame),
+// publishes its new bounds, and ends pending for g's first gt.async
+// requests, which were in the commit. It appends those to durable for the
+// writer to recycle.
+func (g *GroupStore) committed(gt *groupTx, seg *segment, off int64, pos []int, durable []*request) []*request {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.diskFirst, g.diskLast = gt.first, gt.last
+	for _, c := range gt.copies {
+		g.idx.put(c.index, loc{seg: seg, off: off + int64(c.pos), n: c.n})
+	}
+	for _, op := range gt.ops {
+		r := op.r
+		switch r.op {
+		case opStoreLogs:
+			start := 0
+			for i, end := range r.ends {
+				index := binary.BigEndian.Uint64(r.keys[i*indexKeySize:])
+				g.idx.put(index, loc{seg: seg, off: off + int64(pos[op.pos+i]), n: uint32(end - start)})
+				start = end
+			}
+		case opDeleteRange:
+			g.idx.deleteRange(r.min, r.max)
+		}
+	}
+	g.diskFirst, g.diskLast = g.idx.bounds()
 	if n := gt.async; n > 0 {
 		durable = append(durable, g.pending[:n]...)
 		clear(g.pending[:n]) // pin nothing

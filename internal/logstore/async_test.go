@@ -71,21 +71,18 @@ func assertDurable(t testing.TB, g *GroupStore, want uint64) {
 	}
 }
 
-// fileLog reads index straight from the file, bypassing pending appends.
+// fileLog reads index from the committed log, bypassing pending appends;
+// nil if it is not there.
 func fileLog(g *GroupStore, index uint64) (*raft.Log, error) {
-	var l *raft.Log
-	err := g.s.view(func(tx *bbolt.Tx) error {
-		b := g.logBucket(tx)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get(indexKey(index)); v != nil {
-			l = new(raft.Log)
-			return decodeLog(v, l)
-		}
-		return nil
-	})
-	return l, err
+	l := new(raft.Log)
+	switch err := g.committedLog(index, l); err {
+	case nil:
+		return l, nil
+	case raft.ErrLogNotFound:
+		return nil, nil
+	default:
+		return nil, err
+	}
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -368,19 +365,32 @@ func TestAsyncAppendAbortedTransaction(t *testing.T) {
 	hooked := make(chan error, 1)
 	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true, OnAsyncFailure: func(err error) { hooked <- err }})
 	bad, good := group(t, s, 7), group(t, s, 8)
+	// Corrupt the layout: in group 7's bucket, "stable" is a plain value,
+	// so a stable write aborts the transaction, and the async append
+	// queued with it is lost.
 	mustOK(t, s.db.Update(func(tx *bbolt.Tx) error {
 		top, err := tx.CreateBucket(bad.name[:])
 		if err != nil {
 			return err
 		}
-		return top.Put(logBucket, []byte("oops"))
+		return top.Put(stableBucket, []byte("oops"))
 	}))
+	cg := installGate(s, 0)
+	first := holdWriter(t, cg, good)
+	setErr := make(chan error, 1)
+	go func() { setErr <- bad.Set([]byte("k"), []byte("v")) }()
+	waitFor(t, "the stable write to queue", func() bool { return queueLen(s) == 1 })
 	bad.SetAsyncAppends(alwaysLeader)
 	mustOK(t, bad.StoreLog(entry(7, 1, 1)))
+	close(cg.release)
+	mustOK(t, <-first)
+	if err := <-setErr; !errors.Is(err, berrors.ErrIncompatibleValue) {
+		t.Fatalf("stable write in the aborted transaction returned %v, want ErrIncompatibleValue", err)
+	}
 	if err := <-hooked; !errors.Is(err, berrors.ErrIncompatibleValue) {
 		t.Fatalf("OnAsyncFailure got %v, want the transaction's error", err)
 	}
-	if err := good.StoreLog(entry(8, 1, 1)); !errors.Is(err, ErrFailed) {
+	if err := good.StoreLog(entry(8, 2, 1)); !errors.Is(err, ErrFailed) {
 		t.Fatalf("write after lost async appends = %v, want ErrFailed", err)
 	}
 }

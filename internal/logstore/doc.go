@@ -1,14 +1,19 @@
-// Package logstore is a node-wide Raft log store: one bbolt file holding the
-// logs and stable state of every Raft group hosted on a node, with group
-// commit across groups.
+// Package logstore is a node-wide Raft log store: one append-only WAL holding
+// the logs of every Raft group hosted on a node, and one bbolt file holding
+// their stable state (terms, votes), with group commit across groups.
 //
 // Why: with one log file per group (raft-boltdb), every group runs its own
 // stream of fsyncs, batches shrink as groups are added, and node throughput
 // falls (measured with stock hashicorp/raft on two cores: 18k writes/s with
 // one group, 2.2k with 32). Here one writer goroutine takes every write
-// queued by any group into a single bbolt transaction, so a node pays one
-// round of fsyncs per batch however many groups it hosts. There is no batching timer: a lone write commits at
-// once, and batches grow only with the writes that queue up during a commit.
+// queued by any group into a single commit: one WAL frame, written with one
+// sequential write and made durable with one fdatasync, however many groups
+// it holds. (Format 1 kept the logs in bbolt too; a commit then rewrote each
+// touched group's B-tree pages and synced twice, and cost three to four
+// times as long on this machine's disk.) There is no batching timer: a lone
+// write commits at once, and batches grow only with the writes that queue up
+// during a commit. wal.go documents the WAL's format, how its space is
+// reclaimed, and what a crash can leave.
 //
 // Each group is served by a *GroupStore (Store.Group), which implements
 // raft.LogStore and raft.StableStore.
@@ -21,12 +26,15 @@
 //     until reopened, because the durable state is then unknown. The one
 //     exception is an async append, below.
 //   - A group's FirstIndex/LastIndex are served from memory. They equal the
-//     bounds of its log bucket as of the last commit, widened by its pending
-//     async appends, and are updated before the writes of that commit are
-//     acknowledged and before an async StoreLogs returns.
-//   - Reads run in bbolt read transactions, concurrently with the writer,
-//     and never see uncommitted writes, except pending async appends, which
-//     are served from memory.
+//     bounds of its committed log (its index, logIndex) as of the last
+//     commit, widened by its pending async appends, and are updated before
+//     the writes of that commit are acknowledged and before an async
+//     StoreLogs returns.
+//   - Log reads pread the record the group's index points to, holding the
+//     group's lock shared, which keeps the record's segment from being
+//     removed; they never see uncommitted writes, except pending async
+//     appends, which are served from memory. Stable reads run in bbolt read
+//     transactions. Both proceed concurrently with the writer.
 //
 // Async appends (async.go), for a raft leader whose fsync should overlap
 // replication instead of preceding it:
@@ -58,27 +66,16 @@
 //     transaction) fails the store, calls Options.OnAsyncFailure once (or
 //     panics), wakes WaitDurable with ErrFailed, and leaves its requests
 //     pending: raft was told they were stored, the node must stop.
-//   - Bytes read from the file are never trusted: a record that does not
+//   - Bytes read from disk are never trusted: a record that does not
 //     decode, fails its CRC-32C, or holds an index other than its key's is
-//     reported as ErrCorrupt, never a panic.
+//     reported as ErrCorrupt, never a panic; so is a WAL frame that fails its
+//     checks anywhere but at the very end (see wal.go).
 //
-// File layout: a bucket "meta" with the format version, and per group a
-// top-level bucket "g"+8-byte big-endian group ID with sub-buckets "log"
-// (8-byte big-endian index -> record, see codec.go) and "stable".
+// Files: <path> is the bbolt file: a bucket "meta" with the format version
+// (2), and per group a top-level bucket "g"+8-byte big-endian group ID with a
+// sub-bucket "stable". <path>.wal/ holds the WAL's segments (wal.go).
 //
-// bbolt options, and why:
-//   - NoFreelistSync: bbolt otherwise rewrites the whole freelist on every
-//     commit; raft's compaction frees pages constantly, so that is an extra
-//     page write per fsync round. The price is a scan of the file to rebuild
-//     the freelist at Open.
-//   - FreelistMapType: page allocation in O(1) instead of scanning an array
-//     freelist, which degrades as compaction fragments the file.
-//   - InitialMmapSize of 1 GiB (address space, not memory): a remap blocks the
-//     writer until every read transaction has finished, and raft reads logs
-//     continuously while replicating.
-//   - A flock timeout, so that a second opener fails instead of hanging.
-//
-// The log bucket's FillPercent is raised to 0.9 in each write transaction
-// because raft only appends at the tail, where bbolt's default of 0.5 would
-// leave every page half empty.
+// The bbolt file is small and written only on elections, so it runs with
+// bbolt's defaults, plus a flock timeout: a second opener fails instead of
+// hanging. That flock guards the WAL directory too.
 package logstore

@@ -36,10 +36,13 @@ type GroupStore struct {
 
 	// mu guards the fields below it. The writer takes it after each
 	// commit; StoreLogs takes it for an async append; reads take it
-	// shared only while async appends are pending.
+	// shared.
 	mu sync.RWMutex
-	// diskFirst and diskLast are the log bucket's bounds as of the last
-	// commit (0 when empty).
+	// idx locates the committed log in the WAL. Only the writer changes
+	// it (and so may read it without mu); a reader holds mu shared while
+	// it reads a record, which keeps the record's segment from going.
+	idx *logIndex
+	// diskFirst and diskLast are idx's bounds (0 when empty).
 	diskFirst, diskLast uint64
 	// pending holds the async StoreLogs requests not committed yet, in
 	// queue order; pendLo and pendHi bound their indexes. ascending says
@@ -66,20 +69,6 @@ var (
 
 // ID returns the group's ID.
 func (g *GroupStore) ID() uint64 { return g.id }
-
-func (g *GroupStore) logBucket(tx *bbolt.Tx) *bbolt.Bucket {
-	if top := tx.Bucket(g.name[:]); top != nil {
-		return top.Bucket(logBucket)
-	}
-	return nil
-}
-
-func (g *GroupStore) stableBucket(tx *bbolt.Tx) *bbolt.Bucket {
-	if top := tx.Bucket(g.name[:]); top != nil {
-		return top.Bucket(stableBucket)
-	}
-	return nil
-}
 
 // FirstIndex returns the first index in the log, 0 if it is empty.
 func (g *GroupStore) FirstIndex() (uint64, error) {
@@ -108,31 +97,39 @@ func (g *GroupStore) GetLog(index uint64, log *raft.Log) error {
 			return err
 		}
 	}
-	// Not pending now, so the file has whatever this read may return: a
+	// Not pending now, so the index has whatever this read may return: a
 	// request leaves the pending list only after its commit.
-	err := g.s.view(func(tx *bbolt.Tx) error {
-		b := g.logBucket(tx)
-		if b == nil {
-			return raft.ErrLogNotFound
+	return g.committedLog(index, log)
+}
+
+// committedLog reads index from the committed log, ignoring pending async
+// appends.
+func (g *GroupStore) committedLog(index uint64, log *raft.Log) error {
+	if g.s.closed.Load() {
+		return ErrClosed
+	}
+	g.mu.RLock()
+	l, ok := g.idx.get(index)
+	if !ok {
+		g.mu.RUnlock()
+		return raft.ErrLogNotFound
+	}
+	rec := make([]byte, l.n)
+	_, err := l.seg.f.ReadAt(rec, l.off)
+	g.mu.RUnlock()
+	if err != nil {
+		if g.s.closed.Load() {
+			return ErrClosed
 		}
-		v := b.Get(indexKey(index))
-		if v == nil {
-			return raft.ErrLogNotFound
-		}
-		if err := decodeLog(v, log); err != nil {
-			return err
-		}
-		if log.Index != index {
-			return fmt.Errorf("%w: record stored under index %d holds index %d", ErrCorrupt, index, log.Index)
-		}
-		return nil
-	})
-	switch {
-	case err == nil, err == raft.ErrLogNotFound, err == ErrClosed:
-		return err
-	default:
+		return fmt.Errorf("logstore: group %d: log %d: read WAL: %w", g.id, index, err)
+	}
+	if err := decodeLog(rec, log); err != nil {
 		return fmt.Errorf("logstore: group %d: log %d: %w", g.id, index, err)
 	}
+	if log.Index != index {
+		return fmt.Errorf("logstore: group %d: log %d: %w: record holds index %d", g.id, index, ErrCorrupt, log.Index)
+	}
+	return nil
 }
 
 // StoreLog stores one entry; see StoreLogs.
@@ -221,7 +218,10 @@ func (g *GroupStore) Get(key []byte) ([]byte, error) {
 	var val []byte
 	found := false
 	err := g.s.view(func(tx *bbolt.Tx) error {
-		b := g.stableBucket(tx)
+		var b *bbolt.Bucket
+		if top := tx.Bucket(g.name[:]); top != nil {
+			b = top.Bucket(stableBucket)
+		}
 		if b == nil {
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,11 +59,13 @@ type Options struct {
 	BeforeCommit func()
 }
 
-// File layout. Every group has one top-level bucket, "g" + 8-byte big-endian
-// group ID, holding two sub-buckets: logBucket (8-byte big-endian index ->
-// encoded raft.Log) and stableBucket (raft's stable keys -> values). One
-// top-level bucket per group keeps groups independent: a group's logs are one
-// contiguous key range, and dropping a group is one DeleteBucket.
+// File layout. The logs are in the WAL (wal.go), in the directory named by
+// the file's path plus walSuffix. The bbolt file holds the format version
+// and raft's stable state: every group has one top-level bucket, "g" +
+// 8-byte big-endian group ID, holding the sub-bucket stableBucket (raft's
+// stable keys -> values). Format 1 kept the logs in the file too, in a
+// sub-bucket logBucket (8-byte big-endian index -> encoded raft.Log); Open
+// moves them into the WAL (migrateV1).
 var (
 	metaBucket   = []byte("meta")
 	formatKey    = []byte("format")
@@ -71,22 +74,16 @@ var (
 )
 
 const (
-	formatVersion       byte = 1
+	formatVersion       byte = 2
+	formatV1            byte = 1
 	groupBucketPrefix        = 'g'
 	groupBucketNameSize      = 1 + 8
+	walSuffix                = ".wal"
 )
 
-// bbolt tuning; see the package documentation for the reasoning.
-const (
-	// initialMmapSize reserves address space, not memory or disk. bbolt
-	// remaps when the file outgrows the mapping, and a remap waits for every
-	// open read transaction (raft's replication reads logs constantly) while
-	// holding up the writer, so it should be rare.
-	initialMmapSize = 1 << 30
-	// lockTimeout bounds the wait for bbolt's flock: a second process opening
-	// the same file gets an error instead of hanging forever.
-	lockTimeout = 2 * time.Second
-)
+// lockTimeout bounds the wait for bbolt's flock: a second process opening
+// the same file gets an error instead of hanging forever.
+const lockTimeout = 2 * time.Second
 
 func groupBucketName(id uint64) [groupBucketNameSize]byte {
 	var name [groupBucketNameSize]byte
@@ -95,11 +92,13 @@ func groupBucketName(id uint64) [groupBucketNameSize]byte {
 	return name
 }
 
-// Store is a node-wide Raft log store: one bbolt file holding the logs and
-// stable state of every group on the node, written by a single goroutine that
-// commits all queued writes together. It is safe for concurrent use.
+// Store is a node-wide Raft log store: one WAL holding the logs of every
+// group on the node and one bbolt file holding their stable state, written
+// by a single goroutine that commits all queued writes together. It is safe
+// for concurrent use.
 type Store struct {
 	db   *bbolt.DB
+	wal  *wal // the writer's, after Open
 	path string
 	log  *slog.Logger
 
@@ -136,9 +135,10 @@ type Store struct {
 	testHookCommit func(batchRequests int) error
 }
 
-// Open opens the store at path, creating the file and its parent directories
-// if needed, and starts its writer goroutine. Only one Store (in any process)
-// may have a file open at a time.
+// Open opens the store at path, creating the file, its WAL directory (path +
+// ".wal") and their parent directories if needed, replays the WAL, and
+// starts the writer goroutine. Only one Store (in any process) may have a
+// file open at a time.
 func Open(path string, opts Options) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -152,11 +152,8 @@ func Open(path string, opts Options) (*Store, error) {
 	created := errors.Is(statErr, fs.ErrNotExist)
 
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:         lockTimeout,
-		NoFreelistSync:  true,
-		FreelistType:    bbolt.FreelistMapType,
-		InitialMmapSize: initialMmapSize,
-		NoSync:          opts.NoSync,
+		Timeout: lockTimeout,
+		NoSync:  opts.NoSync,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("logstore: open %s: file is locked by another process: %w", path, err)
@@ -173,13 +170,20 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("logstore: sync directory %s: %w", dir, err)
 		}
 	}
-	if err := db.Update(checkFormat); err != nil {
+	walDir := path + walSuffix
+	if err := checkFormat(db, walDir, opts.NoSync, logger); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("logstore: open %s: %w", path, err)
+	}
+	w, indexes, err := openWAL(walDir, opts.NoSync, segmentSize, logger)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("logstore: open %s: %w", walDir, err)
 	}
 
 	s := &Store{
 		db:             db,
+		wal:            w,
 		path:           path,
 		log:            logger,
 		groups:         make(map[uint64]*GroupStore),
@@ -190,26 +194,113 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.onAsyncFailure == nil {
 		s.onAsyncFailure = panicOnAsyncFailure
 	}
+	for id, x := range indexes {
+		s.groups[id] = s.newGroup(id, x)
+	}
 	s.cond.L = &s.mu
 	go s.run()
-	logger.Debug("logstore opened", "path", path, "created", created, "no_sync", opts.NoSync)
+	logger.Debug("logstore opened", "path", path, "created", created, "no_sync", opts.NoSync,
+		"wal_segments", len(w.segs), "groups", len(indexes))
 	return s, nil
 }
 
-// checkFormat stamps a new file with formatVersion and rejects files stamped
-// with another.
-func checkFormat(tx *bbolt.Tx) error {
-	b, err := tx.CreateBucketIfNotExists(metaBucket)
-	if err != nil {
+// checkFormat stamps a new file with formatVersion, moves the logs of a
+// format 1 file into the WAL, and rejects files stamped with another format.
+func checkFormat(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
+	var version []byte
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if v := b.Get(formatKey); v != nil {
+			version = append(version, v...)
+			return nil
+		}
+		version = []byte{formatVersion}
+		return b.Put(formatKey, version)
+	})
+	switch {
+	case err != nil:
 		return err
+	case len(version) == 1 && version[0] == formatVersion:
+		return nil
+	case len(version) == 1 && version[0] == formatV1:
+		return migrateV1(db, walDir, noSync, log)
 	}
-	v := b.Get(formatKey)
-	if v == nil {
-		return b.Put(formatKey, []byte{formatVersion})
+	return fmt.Errorf("%w: format %x, this build reads %d", ErrUnsupportedFormat, version, formatVersion)
+}
+
+// migrateV1 moves the logs of a format 1 file into a new WAL in walDir, then
+// drops them from the file and stamps it format 2 in one transaction. A crash
+// before that leaves format 1, and the next Open starts over.
+func migrateV1(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
+	if err := os.RemoveAll(walDir); err != nil {
+		return fmt.Errorf("migrate format 1: clear %s: %w", walDir, err)
 	}
-	if len(v) != 1 || v[0] != formatVersion {
-		return fmt.Errorf("%w: format %x, this build reads %d", ErrUnsupportedFormat, v, formatVersion)
+	w, _, err := openWAL(walDir, noSync, segmentSize, log)
+	if err != nil {
+		return fmt.Errorf("migrate format 1: %w", err)
 	}
+	defer w.close()
+	var groups [][]byte
+	logs := 0
+	err = db.View(func(tx *bbolt.Tx) error {
+		return tx.ForEach(func(name []byte, top *bbolt.Bucket) error {
+			if len(name) != groupBucketNameSize || name[0] != groupBucketPrefix {
+				return nil
+			}
+			b := top.Bucket(logBucket)
+			if b == nil {
+				return nil
+			}
+			groups = append(groups, slices.Clone(name))
+			id := binary.BigEndian.Uint64(name[1:])
+			frame := w.newFrame(nil)
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				index, err := parseIndexKey(k)
+				if err != nil {
+					return err
+				}
+				if got, err := recordIndex(v); err != nil || got != index {
+					return fmt.Errorf("%w: group %d: log record under index %d", ErrCorrupt, id, index)
+				}
+				// One op per record keeps each op's count known up
+				// front; a frame per megabyte keeps frames small.
+				frame = appendStoreOp(frame, id, 1)
+				frame, _ = appendRecord(frame, v)
+				logs++
+				if len(frame) >= 1<<20 {
+					if _, _, err := w.write(frame); err != nil {
+						return err
+					}
+					frame = w.newFrame(frame)
+				}
+			}
+			if !frameEmpty(frame) {
+				if _, _, err := w.write(frame); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("migrate format 1: %w", err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range groups {
+			if err := tx.Bucket(name).DeleteBucket(logBucket); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(metaBucket).Put(formatKey, []byte{formatVersion})
+	})
+	if err != nil {
+		return fmt.Errorf("migrate format 1: %w", err)
+	}
+	log.Info("logstore: moved the raft logs into the WAL (format 1 to 2)", "groups", len(groups), "logs", logs, "wal", walDir)
 	return nil
 }
 
@@ -245,6 +336,7 @@ func (s *Store) Close() error {
 
 	<-s.writerDone
 	s.halt()
+	s.wal.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("logstore: close %s: %w", s.path, err)
 	}
@@ -252,8 +344,7 @@ func (s *Store) Close() error {
 }
 
 // Group returns the store of Raft group id, the same *GroupStore on every
-// call. Its buckets are created by its first write; its first and last index
-// are read from the file here, once.
+// call.
 func (s *Store) Group(id uint64) (*GroupStore, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -263,18 +354,23 @@ func (s *Store) Group(id uint64) (*GroupStore, error) {
 	if g := s.groups[id]; g != nil {
 		return g, nil
 	}
-	g := &GroupStore{s: s, id: id, name: groupBucketName(id)}
-	err := s.view(func(tx *bbolt.Tx) error {
-		var err error
-		g.diskFirst, g.diskLast, err = logBounds(g.logBucket(tx))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logstore: group %d: %w", id, err)
-	}
-	g.publishLocked() // g is not shared yet: no lock needed
+	g := s.newGroup(id, new(logIndex))
 	s.groups[id] = g
 	return g, nil
+}
+
+func (s *Store) newGroup(id uint64, x *logIndex) *GroupStore {
+	g := &GroupStore{s: s, id: id, name: groupBucketName(id), idx: x}
+	g.diskFirst, g.diskLast = x.bounds()
+	g.publishLocked() // g is not shared yet: no lock needed
+	return g
+}
+
+// lookupGroup returns the store of group id if it exists.
+func (s *Store) lookupGroup(id uint64) *GroupStore {
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	return s.groups[id]
 }
 
 // view runs fn in a read transaction, which proceeds concurrently with the
@@ -288,25 +384,4 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 		return ErrClosed
 	}
 	return err
-}
-
-// logBounds returns the first and last index in a log bucket, 0 and 0 if it
-// is empty or nil.
-func logBounds(b *bbolt.Bucket) (first, last uint64, err error) {
-	if b == nil {
-		return 0, 0, nil
-	}
-	c := b.Cursor()
-	k, _ := c.First()
-	if k == nil {
-		return 0, 0, nil
-	}
-	if first, err = parseIndexKey(k); err != nil {
-		return 0, 0, err
-	}
-	k, _ = c.Last()
-	if last, err = parseIndexKey(k); err != nil {
-		return 0, 0, err
-	}
-	return first, last, nil
 }

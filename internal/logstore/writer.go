@@ -186,26 +186,47 @@ func (s *Store) next(batch []*request) []*request {
 type writer struct {
 	s      *Store
 	groups map[*GroupStore]*groupTx
-	order  []*groupTx // the groups touched by the current transaction
+	order  []*groupTx // the groups whose logs the current commit changes
 	free   []*groupTx
 	// durable collects the async requests a commit made durable, to be
 	// recycled once they are out of their groups' pending lists.
 	durable []*request
+
+	frame []byte     // the WAL frame being built, header included
+	pos   []int      // where each record of the batch's StoreLogs starts in frame
+	sets  []*request // the batch's stable writes, for bbolt
+	scan  []byte     // the copy-forward scan's buffer
 }
 
-// groupTx caches one group's buckets for the length of a transaction.
+// groupTx is what one commit does to one group's log, to be applied to its
+// index once the frame is durable.
 type groupTx struct {
-	g           *GroupStore
-	log, stable *bbolt.Bucket
-	logTouched  bool
-	first, last uint64 // computed after the batch is applied
-	async       int    // async requests of the group in the batch
+	g      *GroupStore
+	copies []copied  // records copied forward, applied first
+	ops    []groupOp // the batch's log writes, in order
+	async  int       // async requests of the group in the batch
 }
 
-// commit applies batch in one write transaction and commits it. On success
-// it publishes the new first/last indexes of the groups whose logs changed,
-// and their new durable indexes, before returning, so a caller that sees its
-// write acknowledged also sees it in FirstIndex/LastIndex.
+// groupOp is one log write: r, whose records (if a StoreLogs) start at
+// w.pos[pos].
+type groupOp struct {
+	r   *request
+	pos int
+}
+
+// copied is a record copied forward from the oldest segment to frame[pos:].
+type copied struct {
+	index uint64
+	pos   int
+	n     uint32
+}
+
+// commit writes batch: the log writes as one WAL frame, made durable with
+// one fdatasync, the stable writes (rare: terms and votes) in one bbolt
+// transaction. On success it applies the log writes to the groups' indexes
+// and publishes their new bounds and durable indexes before returning, so a
+// caller that sees its write acknowledged also sees it in FirstIndex and
+// LastIndex.
 func (w *writer) commit(batch []*request) error {
 	s := w.s
 	if err := s.failure(); err != nil {
@@ -214,26 +235,29 @@ func (w *writer) commit(batch []*request) error {
 	defer w.reset()
 
 	start := time.Now()
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		return fmt.Errorf("logstore: begin write transaction: %w", err)
+	w.frame = s.wal.newFrame(w.frame)
+	if err := w.compact(); err != nil {
+		return s.fail(err, len(batch))
 	}
-	logs, bytes, err := w.apply(tx, batch)
-	if err != nil {
-		// Nothing reached the file: fail this batch only.
-		_ = tx.Rollback()
-		s.stats.failed.Add(1)
-		s.log.Error("logstore: write transaction aborted", "path", s.path, "requests", len(batch), "error", err)
-		return err
+	logs, bytes := w.build(batch)
+	var tx *bbolt.Tx
+	if len(w.sets) > 0 {
+		var err error
+		if tx, err = s.db.Begin(true); err != nil {
+			return fmt.Errorf("logstore: begin write transaction: %w", err)
+		}
+		if err := w.applySets(tx); err != nil {
+			// Nothing reached the disk: fail this batch only.
+			_ = tx.Rollback()
+			s.stats.failed.Add(1)
+			s.log.Error("logstore: write transaction aborted", "path", s.path, "requests", len(batch), "error", err)
+			return err
+		}
 	}
 	commitStart := time.Now()
-	if err := s.commitTx(tx, len(batch)); err != nil {
-		s.stats.failed.Add(1)
-		err = fmt.Errorf("logstore: commit: %w", err)
-		s.setFailed(err)
-		s.log.Error("logstore: commit failed; refusing further writes until reopened",
-			"path", s.path, "requests", len(batch), "error", err)
-		return err
+	seg, off, err := s.commitTx(w, tx, len(batch))
+	if err != nil {
+		return s.fail(fmt.Errorf("logstore: commit: %w", err), len(batch))
 	}
 	end := time.Now()
 
@@ -254,179 +278,168 @@ func (w *writer) commit(batch []*request) error {
 	st.txNanos.Add(uint64(end.Sub(start)))
 
 	for _, gt := range w.order {
-		if gt.logTouched {
-			w.durable = gt.g.committed(gt, w.durable)
-		}
+		w.durable = gt.g.committed(gt, seg, off, w.pos, w.durable)
 	}
 	return nil
 }
 
-// apply performs every request of batch, in order, inside tx and computes
-// the new log bounds of the groups it touched. It returns the number of log
-// entries and of key and value bytes written.
-func (w *writer) apply(tx *bbolt.Tx, batch []*request) (logs, bytes int, err error) {
+// fail makes err the store's failure: whatever of the batch reached the
+// disk, its durable state is unknown.
+func (s *Store) fail(err error, requests int) error {
+	s.stats.failed.Add(1)
+	s.setFailed(err)
+	s.log.Error("logstore: commit failed; refusing further writes until reopened",
+		"path", s.path, "requests", requests, "error", err)
+	return err
+}
+
+// build appends the batch's log writes to the frame and collects its stable
+// writes. It returns the number of log entries and of bytes written.
+func (w *writer) build(batch []*request) (logs, bytes int) {
 	for _, r := range batch {
 		switch r.op {
 		case opStoreLogs:
-			gt, err := w.group(tx, r.g, true)
-			if err != nil {
-				return 0, 0, err
-			}
-			gt.logTouched = true
+			gt := w.group(r.g)
 			if r.async {
 				gt.async++
 			}
+			gt.ops = append(gt.ops, groupOp{r: r, pos: len(w.pos)})
+			w.frame = appendStoreOp(w.frame, r.g.id, len(r.ends))
 			start := 0
-			for i, end := range r.ends {
-				k := r.keys[i*indexKeySize : (i+1)*indexKeySize]
-				if err := gt.log.Put(k, r.recs[start:end]); err != nil {
-					return 0, 0, fmt.Errorf("logstore: group %d: put log: %w", r.g.id, err)
-				}
+			for _, end := range r.ends {
+				var pos int
+				w.frame, pos = appendRecord(w.frame, r.recs[start:end])
+				w.pos = append(w.pos, pos)
 				start = end
 			}
 			logs += len(r.ends)
 			bytes += r.size()
 		case opDeleteRange:
-			gt, err := w.group(tx, r.g, false)
-			if err != nil {
-				return 0, 0, err
-			}
-			if gt == nil {
-				continue // nothing was ever written: nothing to delete
-			}
-			gt.logTouched = true
-			if err := deleteRange(gt.log, r.min, r.max); err != nil {
-				return 0, 0, fmt.Errorf("logstore: group %d: delete logs [%d, %d]: %w", r.g.id, r.min, r.max, err)
-			}
+			gt := w.group(r.g)
+			gt.ops = append(gt.ops, groupOp{r: r})
+			w.frame = appendDeleteOp(w.frame, r.g.id, r.min, r.max)
 		case opSet:
-			gt, err := w.group(tx, r.g, true)
-			if err != nil {
-				return 0, 0, err
-			}
-			if err := gt.stable.Put(r.keys, r.recs); err != nil {
-				return 0, 0, fmt.Errorf("logstore: group %d: put stable key: %w", r.g.id, err)
-			}
+			w.sets = append(w.sets, r)
 			bytes += r.size()
 		default:
 			panic(fmt.Sprintf("logstore: invariant violated: request with unknown op %d reached the writer", r.op))
 		}
 	}
-	for _, gt := range w.order {
-		if !gt.logTouched {
-			continue
-		}
-		if gt.first, gt.last, err = logBounds(gt.log); err != nil {
-			return 0, 0, fmt.Errorf("logstore: group %d: %w", gt.g.id, err)
-		}
-	}
-	return logs, bytes, nil
+	return logs, bytes
 }
 
-// group returns g's buckets in tx, creating them if create is set. Without
-// create it returns nil for a group that has never been written.
-func (w *writer) group(tx *bbolt.Tx, g *GroupStore, create bool) (*groupTx, error) {
-	if gt := w.groups[g]; gt != nil {
-		if create && gt.stable == nil {
-			var err error
-			if gt.log, gt.stable, err = createGroupBuckets(tx, g); err != nil {
-				return nil, err
-			}
+// compact removes the WAL's dead segments and, if the oldest should go,
+// copies a budget's worth of its live records into the frame.
+func (w *writer) compact() error {
+	wal := w.s.wal
+	if err := wal.dropDeadSegments(); err != nil {
+		return err
+	}
+	if !wal.shouldCopy() {
+		return nil
+	}
+	var err error
+	w.scan, _, err = wal.scanOldest(w.scan, func(group, index uint64, l loc, rec []byte) {
+		g := w.s.lookupGroup(group)
+		if g == nil {
+			return
 		}
-		return gt, nil
-	}
-	var log, stable *bbolt.Bucket
-	if top := tx.Bucket(g.name[:]); top != nil {
-		log, stable = top.Bucket(logBucket), top.Bucket(stableBucket)
-	}
-	if create && (log == nil || stable == nil) {
-		var err error
-		if log, stable, err = createGroupBuckets(tx, g); err != nil {
-			return nil, err
+		// Only the writer changes an index: no lock needed to read it.
+		if cur, ok := g.idx.get(index); !ok || cur != l {
+			return // dead
 		}
-	}
-	if log == nil {
-		return nil, nil
-	}
-	// Raft appends at increasing indexes, so log pages only ever split at
-	// their right edge; filling them to 90% instead of bbolt's 50% halves
-	// the file. Not persisted by bbolt, so set per transaction.
-	log.FillPercent = 0.9
+		gt := w.group(g)
+		w.frame = appendStoreOp(w.frame, group, 1)
+		var pos int
+		w.frame, pos = appendRecord(w.frame, rec)
+		gt.copies = append(gt.copies, copied{index: index, pos: pos, n: uint32(len(rec))})
+	})
+	return err
+}
 
+// applySets performs the batch's stable writes in tx.
+func (w *writer) applySets(tx *bbolt.Tx) error {
+	for _, r := range w.sets {
+		top, err := tx.CreateBucketIfNotExists(r.g.name[:])
+		var b *bbolt.Bucket
+		if err == nil {
+			b, err = top.CreateBucketIfNotExists(stableBucket)
+		}
+		if err == nil {
+			err = b.Put(r.keys, r.recs)
+		}
+		if err != nil {
+			return fmt.Errorf("logstore: group %d: put stable key: %w", r.g.id, err)
+		}
+	}
+	return nil
+}
+
+// group returns the groupTx of g in the current commit.
+func (w *writer) group(g *GroupStore) *groupTx {
+	if gt := w.groups[g]; gt != nil {
+		return gt
+	}
 	var gt *groupTx
 	if n := len(w.free); n > 0 {
 		gt, w.free = w.free[n-1], w.free[:n-1]
 	} else {
 		gt = new(groupTx)
 	}
-	*gt = groupTx{g: g, log: log, stable: stable}
+	gt.g = g
 	w.groups[g] = gt
 	w.order = append(w.order, gt)
-	return gt, nil
-}
-
-func createGroupBuckets(tx *bbolt.Tx, g *GroupStore) (log, stable *bbolt.Bucket, err error) {
-	top, err := tx.CreateBucketIfNotExists(g.name[:])
-	if err == nil {
-		log, err = top.CreateBucketIfNotExists(logBucket)
-	}
-	if err == nil {
-		stable, err = top.CreateBucketIfNotExists(stableBucket)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("logstore: group %d: create buckets: %w", g.id, err)
-	}
-	return log, stable, nil
+	return gt
 }
 
 func (w *writer) reset() {
 	clear(w.groups)
 	for _, gt := range w.order {
-		*gt = groupTx{}
+		clear(gt.ops) // pin no request
+		*gt = groupTx{copies: gt.copies[:0], ops: gt.ops[:0]}
 		w.free = append(w.free, gt)
 	}
 	w.order = w.order[:0]
+	w.pos = w.pos[:0]
+	clear(w.sets)
+	w.sets = w.sets[:0]
+	if cap(w.frame) > 4*maxBatchBytes {
+		w.frame = nil // a huge request's frame: do not keep it
+	}
 }
 
-// deleteRange deletes the keys of [min, max] from a log bucket.
-func deleteRange(b *bbolt.Bucket, min, max uint64) error {
-	if min > max {
-		return nil
-	}
-	c := b.Cursor()
-	key := indexKey(min)
-	// Re-seek after each delete instead of calling Next: a bbolt cursor's
-	// position after Delete is not specified to be the following key.
-	for k, _ := c.Seek(key); k != nil; k, _ = c.Seek(key) {
-		index, err := parseIndexKey(k)
-		if err != nil {
-			return err
-		}
-		if index > max {
-			return nil
-		}
-		if err := c.Delete(); err != nil {
-			return err
-		}
-		if index == max {
-			return nil // and index+1 could overflow
-		}
-		putIndexKey(key, index+1)
-	}
-	return nil
-}
-
-// commitTx commits tx; tests can make it fail through testHookCommit.
-func (s *Store) commitTx(tx *bbolt.Tx, batchRequests int) error {
+// commitTx makes the commit durable: the frame, if it holds anything, then
+// tx, if not nil. It returns where the frame was written. Tests can make it
+// fail through testHookCommit.
+func (s *Store) commitTx(w *writer, tx *bbolt.Tx, batchRequests int) (*segment, int64, error) {
 	if s.beforeCommit != nil {
 		s.beforeCommit()
 	}
 	if s.testHookCommit != nil {
 		if err := s.testHookCommit(batchRequests); err != nil {
-			_ = tx.Rollback()
-			return err
+			if tx != nil {
+				_ = tx.Rollback()
+			}
+			return nil, 0, err
 		}
 	}
-	return tx.Commit()
+	var seg *segment
+	var off int64
+	if !frameEmpty(w.frame) {
+		var err error
+		if seg, off, err = s.wal.write(w.frame); err != nil {
+			if tx != nil {
+				_ = tx.Rollback()
+			}
+			return nil, 0, err
+		}
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return seg, off, nil
 }
 
 func (s *Store) failure() error {
@@ -452,8 +465,8 @@ func (s *Store) setFailed(err error) {
 // Stats is a snapshot of the store's write counters, all cumulative since
 // Open except LastBatchRequests.
 type Stats struct {
-	// Transactions is the number of write transactions committed: one
-	// round of fsyncs each.
+	// Transactions is the number of group commits: one WAL frame and
+	// one fdatasync each (and a bbolt commit if it holds stable writes).
 	Transactions uint64
 	// Requests is the number of writes (StoreLog, StoreLogs, DeleteRange,
 	// Set, SetUint64) committed, across all groups.
@@ -471,8 +484,9 @@ type Stats struct {
 	LastBatchRequests uint64
 	// AvgBatchRequests is Requests / Transactions: the group-commit factor.
 	AvgBatchRequests float64
-	// CommitDuration is the total time spent in bbolt's Commit: writing
-	// pages and the two fsyncs (data, then meta page).
+	// CommitDuration is the total time spent making commits durable:
+	// writing WAL frames and their fdatasyncs, and bbolt's commits of
+	// stable writes.
 	CommitDuration time.Duration
 	// TransactionDuration is the total time from beginning each write
 	// transaction to the end of its commit; minus CommitDuration, it is

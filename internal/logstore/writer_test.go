@@ -262,20 +262,20 @@ func TestCommitFailureFailsBatchAndStopsWrites(t *testing.T) {
 func TestAbortedTransactionDoesNotStopWrites(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true})
 	bad, good := group(t, s, 7), group(t, s, 8)
-	// Corrupt the layout: in group 7's bucket, "log" is a plain value, so
-	// the writer cannot create the log bucket.
+	// Corrupt the layout: in group 7's bucket, "stable" is a plain value,
+	// so the writer cannot create the stable bucket.
 	mustOK(t, s.db.Update(func(tx *bbolt.Tx) error {
 		top, err := tx.CreateBucket(bad.name[:])
 		if err != nil {
 			return err
 		}
-		return top.Put(logBucket, []byte("oops"))
+		return top.Put(stableBucket, []byte("oops"))
 	}))
 
 	cg := installGate(s, 0)
 	first := holdWriter(t, cg, good)
 	errs := make(chan error, 2)
-	go func() { errs <- bad.StoreLog(entry(7, 1, 1)) }()
+	go func() { errs <- bad.Set([]byte("k"), []byte("v")) }()
 	go func() { errs <- good.StoreLog(entry(8, 2, 1)) }()
 	waitFor(t, "writes to queue", func() bool { return queueLen(s) == 2 })
 	close(cg.release)
@@ -288,46 +288,6 @@ func TestAbortedTransactionDoesNotStopWrites(t *testing.T) {
 	// Nothing was committed, so the store keeps accepting writes.
 	storeLogs(t, good, entries(8, 2, 3, 1))
 	assertBounds(t, good, 1, 3)
-}
-
-// Bytes on disk are not trusted: corrupt records and keys are errors.
-func TestCorruptData(t *testing.T) {
-	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true})
-	g := group(t, s, 1)
-	storeLogs(t, g, entries(1, 1, 3, 1))
-	put := func(bucket, k, v []byte) {
-		t.Helper()
-		mustOK(t, s.db.Update(func(tx *bbolt.Tx) error {
-			return tx.Bucket(g.name[:]).Bucket(bucket).Put(k, v)
-		}))
-	}
-	put(logBucket, indexKey(2), []byte("garbage"))
-	put(logBucket, indexKey(3), appendLog(nil, entry(1, 4, 1))) // valid record, wrong key
-
-	for _, index := range []uint64{2, 3} {
-		var l raft.Log
-		if err := g.GetLog(index, &l); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("GetLog(%d) = %v, want ErrCorrupt", index, err)
-		}
-	}
-	assertLog(t, g, 1, 1)
-
-	// A log key of the wrong length is caught when bounds are loaded.
-	name := groupBucketName(2)
-	mustOK(t, s.db.Update(func(tx *bbolt.Tx) error {
-		top, err := tx.CreateBucket(name[:])
-		if err != nil {
-			return err
-		}
-		b, err := top.CreateBucket(logBucket)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("short"), nil)
-	}))
-	if _, err := s.Group(2); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Group with a 5-byte log key = %v, want ErrCorrupt", err)
-	}
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -1,0 +1,601 @@
+package logstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The WAL holds the raft logs of every group on the node in one append-only
+// sequence of segment files, so that a group commit is one sequential write
+// and one fdatasync, where a bbolt commit rewrote each touched group's B-tree
+// pages and synced twice. What is in it is known from memory: at Open the
+// segments are replayed into one logIndex per group (index -> record
+// location), and reads pread the record.
+//
+// Segment file <dir>/<seq as 16 hex digits>.seg:
+//
+//	magic     8 bytes  "duroWAL1"
+//	seq       8 bytes  big endian, the number in the file's name
+//	frames, back to back, then zeros to the end of the preallocated file
+//
+// One frame per commit, so a commit is atomic:
+//
+//	length    4 bytes  little endian, of the body
+//	crc       4 bytes  little endian, CRC-32C (Castagnoli) of the body
+//	body:
+//	  batch   8 bytes  little endian: the previous frame's plus one
+//	  ops, each a kind byte then uvarints:
+//	    walStore  group, count, then count times (length, record)
+//	    walDelete group, first, last (inclusive)
+//
+// A record is the codec.go encoding of one raft.Log, with its own checksum,
+// which every read verifies. Replaying the ops of every frame in order
+// gives each group's log: a store replaces the entry at its index, a delete
+// removes a range.
+//
+// Space. A segment can go once no group's log points into it, and only the
+// oldest, in order: a delete in a younger segment may be what keeps an entry
+// of an older one dead on replay. Raft compacts each group's log from its head,
+// so old segments empty by themselves, except for groups that stopped
+// writing; the writer copies the live records of the oldest segment forward
+// into its commits, a bounded amount per commit, once that segment is mostly
+// dead or the WAL has grown past maxSegments.
+//
+// Crashes. A frame is written and fdatasynced before its commit is
+// acknowledged, and the next is written only after, so only the last frame
+// of the last segment can be torn. Open drops such a frame (it was never
+// acknowledged) when nothing but zeros follows the extent it could have
+// covered; a bad frame anywhere else is ErrCorrupt, not a silent truncation.
+const (
+	segmentMagic      = "duroWAL1"
+	segmentHeaderSize = 16
+	frameHeaderSize   = 8
+	batchSeqSize      = 8
+	segmentSuffix     = ".seg"
+
+	walStore  byte = 1
+	walDelete byte = 2
+
+	// defaultSegmentSize is the preallocation of a segment: writes into
+	// allocated blocks leave fdatasync only the data to flush.
+	defaultSegmentSize = 64 << 20
+	// maxSegments is the WAL size, in segments, past which the oldest is
+	// copied forward even when most of it is live.
+	maxSegments = 8
+	// copyBudget bounds the bytes of the oldest segment scanned per commit
+	// when copying forward, and so the latency a commit can gain from it.
+	copyBudget = 256 << 10
+	// maxTornExtent bounds how far a torn frame whose header is garbage
+	// could reach: a frame is at most a batch (maxBatchBytes) and a copy
+	// budget, unless a single request is larger, in which case its length
+	// is in the header, and a torn header is unlikely to survive as a
+	// plausible one.
+	maxTornExtent = 2*maxBatchBytes + copyBudget + 1<<20
+)
+
+var castagnoliTable = castagnoli
+
+// segment is one WAL file. size is the end of its last frame; live and
+// liveBytes count the records of it that some group's index references.
+// Only the writer goroutine (and Open) touches size, live and liveBytes.
+type segment struct {
+	seq       uint64
+	path      string
+	f         *os.File
+	size      int64
+	live      int
+	liveBytes int64
+}
+
+func (s *segment) addLive(n uint32)  { s.live++; s.liveBytes += int64(n) }
+func (s *segment) dropLive(n uint32) { s.live--; s.liveBytes -= int64(n) }
+
+// wal is the writer's handle on the segment files.
+type wal struct {
+	dir     string
+	noSync  bool
+	segSize int64
+	log     *slog.Logger
+	segs    []*segment // oldest first; the last is written to
+	batch   uint64     // sequence number of the last frame written
+	// cursor is where the copy-forward scan of segs[0] resumes (0: not
+	// scanning).
+	cursor int64
+}
+
+func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
+
+// segmentSize is defaultSegmentSize; tests lower it to exercise rotation
+// and copying forward.
+var segmentSize int64 = defaultSegmentSize
+
+// openWAL opens or creates the WAL in dir and replays it into one index per
+// group that has a log.
+func openWAL(dir string, noSync bool, segSize int64, log *slog.Logger) (*wal, map[uint64]*logIndex, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create WAL directory: %w", err)
+	}
+	w := &wal{dir: dir, noSync: noSync, segSize: segSize, log: log}
+	seqs, err := listSegments(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx := make(map[uint64]*logIndex)
+	ok := false
+	defer func() {
+		if !ok {
+			w.close()
+		}
+	}()
+	for i, seq := range seqs {
+		last := i == len(seqs)-1
+		seg, err := w.replaySegment(seq, last, idx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seg != nil {
+			w.segs = append(w.segs, seg)
+		}
+	}
+	if len(w.segs) == 0 {
+		if err := w.newSegment(1); err != nil {
+			return nil, nil, err
+		}
+	}
+	ok = true
+	return w, idx, nil
+}
+
+func listSegments(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read WAL directory: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 16, 64)
+		if err != nil || seq == 0 {
+			return nil, fmt.Errorf("%w: unexpected file %s in the WAL directory %s", ErrCorrupt, name, dir)
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			return nil, fmt.Errorf("%w: WAL segment %s is missing (found %s and %s)",
+				ErrCorrupt, segmentName(seqs[i-1]+1), segmentName(seqs[i-1]), segmentName(seqs[i]))
+		}
+	}
+	return seqs, nil
+}
+
+// replaySegment opens segment seq and applies its frames to idx. In the last
+// segment a torn final frame is cut off; a last segment whose header never
+// made it to disk (a crash while creating it) is removed, and nil returned.
+func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*segment, error) {
+	path := filepath.Join(w.dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open WAL segment: %w", err)
+	}
+	seg := &segment{seq: seq, path: path, f: f}
+	fail := func(err error) (*segment, error) {
+		_ = f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("stat WAL segment: %w", err))
+	}
+	fileSize := st.Size()
+	var hdr [segmentHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:8]) != segmentMagic || binary.BigEndian.Uint64(hdr[8:]) != seq {
+		if last && allZero(f, 0, fileSize) {
+			w.log.Warn("logstore: removing a WAL segment whose creation did not finish", "path", path)
+			_ = f.Close()
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("remove unfinished WAL segment: %w", err)
+			}
+			return nil, nil
+		}
+		return fail(fmt.Errorf("%w: WAL segment %s has a bad header", ErrCorrupt, path))
+	}
+
+	off := int64(segmentHeaderSize)
+	var body []byte
+	for off+frameHeaderSize <= fileSize {
+		var size int64
+		var bad string
+		body, size, bad, err = readFrame(f, off, fileSize, body)
+		if err != nil {
+			return fail(fmt.Errorf("read WAL segment %s at %d: %w", path, off, err))
+		}
+		if size == 0 { // an empty header: the zeros after the last frame
+			if !allZero(f, off, fileSize) {
+				return fail(fmt.Errorf("%w: WAL segment %s: data after an empty frame header at offset %d", ErrCorrupt, path, off))
+			}
+			break
+		}
+		if bad == "" && w.batch != 0 && binary.LittleEndian.Uint64(body) != w.batch+1 {
+			bad = fmt.Sprintf("batch %d after batch %d", binary.LittleEndian.Uint64(body), w.batch)
+		}
+		if bad != "" {
+			if last && allZero(f, off+size, fileSize) {
+				w.log.Warn("logstore: cutting off a torn WAL frame, never acknowledged",
+					"path", path, "offset", off, "reason", bad)
+				if err := w.cutTail(f, off); err != nil {
+					return fail(err)
+				}
+				break
+			}
+			return fail(fmt.Errorf("%w: WAL segment %s, frame at offset %d: %s", ErrCorrupt, path, off, bad))
+		}
+		if err := replayFrame(seg, off, body, idx); err != nil {
+			return fail(fmt.Errorf("%w: WAL segment %s, frame at offset %d: %w", ErrCorrupt, path, off, err))
+		}
+		w.batch = binary.LittleEndian.Uint64(body)
+		off += size
+	}
+	seg.size = off
+	return seg, nil
+}
+
+// readFrame reads the frame at off in f, whose frames end by end, into buf's
+// array. size is the frame's length with its header, 0 for an empty header
+// (the zeros after the last frame). bad says why a frame fails its checks; a
+// bad frame's size is how far it may reach (its length if that fits, else
+// maxTornExtent). err is an I/O error.
+func readFrame(f *os.File, off, end int64, buf []byte) (body []byte, size int64, bad string, err error) {
+	var fh [frameHeaderSize]byte
+	if _, err := f.ReadAt(fh[:], off); err != nil {
+		return buf, 0, "", err
+	}
+	n := int64(binary.LittleEndian.Uint32(fh[:4]))
+	sum := binary.LittleEndian.Uint32(fh[4:])
+	if n == 0 && sum == 0 {
+		return buf, 0, "", nil
+	}
+	if n < batchSeqSize || off+frameHeaderSize+n > end {
+		return buf, maxTornExtent, fmt.Sprintf("frame length %d", n), nil
+	}
+	body = slices.Grow(buf[:0], int(n))[:n]
+	if _, err := f.ReadAt(body, off+frameHeaderSize); err != nil {
+		return body, 0, "", err
+	}
+	size = frameHeaderSize + n
+	if crc32.Checksum(body, castagnoliTable) != sum {
+		return body, size, "checksum mismatch", nil
+	}
+	return body, size, "", nil
+}
+
+// allZero reports whether f holds only zeros in [from, to).
+func allZero(f *os.File, from, to int64) bool {
+	buf := make([]byte, 64<<10)
+	for off := from; off < to; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		if err != nil {
+			return err == io.EOF
+		}
+		off += int64(n)
+	}
+	return true
+}
+
+// cutTail zeroes f from off on, so that the next frame written there is
+// followed by zeros and nothing of the torn one.
+func (w *wal) cutTail(f *os.File, off int64) error {
+	if err := f.Truncate(off); err != nil {
+		return fmt.Errorf("cut torn WAL tail: %w", err)
+	}
+	preallocate(f, w.segSize)
+	if w.noSync {
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cut torn WAL tail: %w", err)
+	}
+	return nil
+}
+
+// replayFrame applies the ops of one frame, found at off in seg, to idx.
+func replayFrame(seg *segment, off int64, body []byte, idx map[uint64]*logIndex) error {
+	index := func(group uint64) *logIndex {
+		x := idx[group]
+		if x == nil {
+			x = new(logIndex)
+			idx[group] = x
+		}
+		return x
+	}
+	return walkFrame(seg, off, body,
+		func(group, i uint64, l loc, _ []byte) { index(group).put(i, l) },
+		func(group, from, to uint64) { index(group).deleteRange(from, to) })
+}
+
+// walkFrame parses the body of the frame at off in seg and calls store for
+// each record it stores, with its index and location, and del for each
+// range it deletes, in order.
+func walkFrame(seg *segment, off int64, body []byte,
+	store func(group, index uint64, l loc, rec []byte), del func(group, from, to uint64)) error {
+	p := frameParser{b: body, off: batchSeqSize}
+	for p.off < len(p.b) && p.err == nil {
+		kind := p.b[p.off]
+		p.off++
+		group := p.uvarint()
+		switch kind {
+		case walStore:
+			count := p.uvarint()
+			for i := uint64(0); i < count && p.err == nil; i++ {
+				rec, at := p.record()
+				if p.err != nil {
+					break
+				}
+				index, err := recordIndex(rec)
+				if err != nil {
+					return err
+				}
+				store(group, index, loc{seg: seg, off: off + frameHeaderSize + int64(at), n: uint32(len(rec))}, rec)
+			}
+		case walDelete:
+			from, to := p.uvarint(), p.uvarint()
+			if p.err == nil {
+				del(group, from, to)
+			}
+		default:
+			return fmt.Errorf("unknown op %d", kind)
+		}
+	}
+	return p.err
+}
+
+// frameParser reads a frame body; the first error sticks.
+type frameParser struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (p *frameParser) uvarint() uint64 {
+	if p.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(p.b[p.off:])
+	if n <= 0 {
+		p.err = errors.New("truncated varint")
+		return 0
+	}
+	p.off += n
+	return v
+}
+
+// record returns the next length-prefixed record and its offset in the body.
+func (p *frameParser) record() ([]byte, int) {
+	n := p.uvarint()
+	if p.err != nil {
+		return nil, 0
+	}
+	if n > uint64(len(p.b)-p.off) {
+		p.err = fmt.Errorf("record of %d bytes overruns the frame", n)
+		return nil, 0
+	}
+	at := p.off
+	p.off += int(n)
+	return p.b[at:p.off], at
+}
+
+// recordIndex reads the index field of an encoded record (see codec.go)
+// without decoding the rest.
+func recordIndex(rec []byte) (uint64, error) {
+	if len(rec) < minRecordSize || rec[0] != recordV1 {
+		return 0, errors.New("malformed log record")
+	}
+	index, n := binary.Uvarint(rec[3:])
+	if n <= 0 {
+		return 0, errors.New("malformed log record index")
+	}
+	return index, nil
+}
+
+// newSegment creates segment seq, preallocated, with its header durable,
+// and makes it the one written to.
+func (w *wal) newSegment(seq uint64) error {
+	path := filepath.Join(w.dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create WAL segment: %w", err)
+	}
+	preallocate(f, w.segSize)
+	var hdr [segmentHeaderSize]byte
+	copy(hdr[:], segmentMagic)
+	binary.BigEndian.PutUint64(hdr[8:], seq)
+	_, err = f.WriteAt(hdr[:], 0)
+	if err == nil && !w.noSync {
+		err = f.Sync()
+	}
+	if err == nil && !w.noSync {
+		err = syncDir(w.dir)
+	}
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("create WAL segment %s: %w", path, err)
+	}
+	w.segs = append(w.segs, &segment{seq: seq, path: path, f: f, size: segmentHeaderSize})
+	return nil
+}
+
+// preallocate reserves size bytes for f where the file system can; where it
+// cannot, the file grows as it is written, which costs fdatasync a metadata
+// update per commit but is otherwise the same.
+func preallocate(f *os.File, size int64) {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+func (w *wal) active() *segment { return w.segs[len(w.segs)-1] }
+
+// newFrame starts a frame in buf: room for the header, and the batch number.
+func (w *wal) newFrame(buf []byte) []byte {
+	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
+	return binary.LittleEndian.AppendUint64(buf, w.batch+1)
+}
+
+// frameEmpty reports whether a frame from newFrame holds no op.
+func frameEmpty(frame []byte) bool { return len(frame) <= frameHeaderSize+batchSeqSize }
+
+// appendStoreOp appends the header of a walStore op of count records; each
+// record follows as appendRecord.
+func appendStoreOp(frame []byte, group uint64, count int) []byte {
+	frame = append(frame, walStore)
+	frame = binary.AppendUvarint(frame, group)
+	return binary.AppendUvarint(frame, uint64(count))
+}
+
+// appendRecord appends one record of a walStore op and returns where the
+// record starts in the frame.
+func appendRecord(frame, rec []byte) ([]byte, int) {
+	frame = binary.AppendUvarint(frame, uint64(len(rec)))
+	return append(frame, rec...), len(frame)
+}
+
+func appendDeleteOp(frame []byte, group, from, to uint64) []byte {
+	frame = append(frame, walDelete)
+	frame = binary.AppendUvarint(frame, group)
+	frame = binary.AppendUvarint(frame, from)
+	return binary.AppendUvarint(frame, to)
+}
+
+// write seals frame (from newFrame) and appends it to the WAL, in a new
+// segment if the active one is full, and makes it durable. It returns where
+// it was written.
+func (w *wal) write(frame []byte) (*segment, int64, error) {
+	body := frame[frameHeaderSize:]
+	binary.LittleEndian.PutUint32(frame, uint32(len(body)))
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(body, castagnoliTable))
+	seg := w.active()
+	if seg.size > segmentHeaderSize && seg.size+int64(len(frame)) > w.segSize {
+		if err := w.newSegment(seg.seq + 1); err != nil {
+			return nil, 0, err
+		}
+		seg = w.active()
+	}
+	if _, err := seg.f.WriteAt(frame, seg.size); err != nil {
+		return nil, 0, fmt.Errorf("write WAL segment %s: %w", seg.path, err)
+	}
+	if !w.noSync {
+		if err := fdatasync(seg.f); err != nil {
+			return nil, 0, fmt.Errorf("sync WAL segment %s: %w", seg.path, err)
+		}
+	}
+	off := seg.size
+	seg.size += int64(len(frame))
+	w.batch++
+	return seg, off, nil
+}
+
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// dropDeadSegments removes the oldest segments while no log points into
+// them, but never the one written to.
+func (w *wal) dropDeadSegments() error {
+	for len(w.segs) > 1 && w.segs[0].live == 0 {
+		seg := w.segs[0]
+		_ = seg.f.Close()
+		if err := os.Remove(seg.path); err != nil {
+			return fmt.Errorf("remove WAL segment: %w", err)
+		}
+		// Durably gone before anything younger can go: an older segment
+		// coming back after a crash could revive entries whose delete
+		// was in a younger one.
+		if !w.noSync {
+			if err := syncDir(w.dir); err != nil {
+				return fmt.Errorf("remove WAL segment: %w", err)
+			}
+		}
+		w.segs[0] = nil
+		w.segs = w.segs[1:]
+		w.cursor = 0
+	}
+	return nil
+}
+
+// shouldCopy reports whether the oldest segment's live records should be
+// copied forward: it is not the one written to, and it is mostly dead or the
+// WAL is long.
+func (w *wal) shouldCopy() bool {
+	if len(w.segs) < 3 {
+		return false
+	}
+	old := w.segs[0]
+	return old.liveBytes*2 <= old.size || len(w.segs) > maxSegments
+}
+
+// scanOldest reads the frames of the oldest segment from the cursor on, up
+// to copyBudget bytes of them, and calls fn with each record they store and
+// its location. It advances the cursor; done reports the end of the segment.
+func (w *wal) scanOldest(buf []byte, fn func(group, index uint64, l loc, rec []byte)) (_ []byte, done bool, err error) {
+	seg := w.segs[0]
+	if w.cursor == 0 {
+		w.cursor = segmentHeaderSize
+	}
+	for scanned := int64(0); scanned < copyBudget && w.cursor < seg.size; {
+		off := w.cursor
+		var size int64
+		var bad string
+		buf, size, bad, err = readFrame(seg.f, off, seg.size, buf)
+		switch {
+		case err != nil:
+			return buf, false, fmt.Errorf("read WAL segment %s at %d: %w", seg.path, off, err)
+		case size == 0:
+			bad = "empty frame header"
+		}
+		if bad != "" {
+			return buf, false, fmt.Errorf("%w: WAL segment %s, frame at offset %d: %s", ErrCorrupt, seg.path, off, bad)
+		}
+		if err := walkFrame(seg, off, buf, fn, func(_, _, _ uint64) {}); err != nil {
+			return buf, false, fmt.Errorf("%w: WAL segment %s, frame at offset %d: %w", ErrCorrupt, seg.path, off, err)
+		}
+		w.cursor += size
+		scanned += size
+	}
+	return buf, w.cursor >= seg.size, nil
+}
+
+func (w *wal) close() {
+	for _, seg := range w.segs {
+		if seg != nil {
+			_ = seg.f.Close()
+		}
+	}
+}

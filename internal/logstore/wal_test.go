@@ -1,0 +1,409 @@
+package logstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+)
+
+// smallSegments makes the WAL rotate every size bytes for the test.
+func smallSegments(t testing.TB, size int64) {
+	old := segmentSize
+	segmentSize = size
+	t.Cleanup(func() { segmentSize = old })
+}
+
+func walSegments(t testing.TB, path string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(path+walSuffix, "*"+segmentSuffix))
+	mustOK(t, err)
+	return names
+}
+
+// flipByte inverts one byte of a file.
+func flipByte(t testing.TB, name string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	mustOK(t, err)
+	defer f.Close()
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	mustOK(t, err)
+	b[0] ^= 0xff
+	_, err = f.WriteAt(b, off)
+	mustOK(t, err)
+}
+
+// The index against a map: every put and delete keeps lookups, bounds and
+// the segments' live counts exact.
+func TestIndexMatchesModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	segs := []*segment{{seq: 1}, {seq: 2}, {seq: 3}}
+	for round := range 200 {
+		var x logIndex
+		model := map[uint64]loc{}
+		for range 60 {
+			switch op := rng.IntN(10); {
+			case op < 6: // a run of puts, mostly appends
+				_, last := x.bounds()
+				from := last + 1
+				if rng.IntN(3) == 0 || last == 0 {
+					from = 1 + rng.Uint64N(40)
+				}
+				for i := from; i < from+1+rng.Uint64N(5); i++ {
+					l := loc{seg: segs[rng.IntN(len(segs))], off: int64(rng.IntN(1000)), n: uint32(1 + rng.IntN(9))}
+					x.put(i, l)
+					model[i] = l
+				}
+			default:
+				from := 1 + rng.Uint64N(45)
+				to := from + rng.Uint64N(10)
+				x.deleteRange(from, to)
+				for i := from; i <= to; i++ {
+					delete(model, i)
+				}
+			}
+			first, last := x.bounds()
+			var wantFirst, wantLast uint64
+			for i := range model {
+				if wantFirst == 0 || i < wantFirst {
+					wantFirst = i
+				}
+				wantLast = max(wantLast, i)
+			}
+			if first != wantFirst || last != wantLast {
+				t.Fatalf("round %d: bounds [%d, %d], want [%d, %d]", round, first, last, wantFirst, wantLast)
+			}
+			for i := uint64(0); i <= 60; i++ {
+				got, ok := x.get(i)
+				want, wantOK := model[i]
+				if ok != wantOK || got != want {
+					t.Fatalf("round %d: get(%d) = %v %v, want %v %v", round, i, got, ok, want, wantOK)
+				}
+			}
+			for k := 1; k < len(x.runs); k++ {
+				if x.runs[k-1].last()+1 >= x.runs[k].first {
+					t.Fatalf("round %d: runs %d and %d overlap or touch", round, k-1, k)
+				}
+			}
+		}
+		// Live counts: what the model references, nothing more.
+		x.deleteRange(0, 1<<20)
+		for _, s := range segs {
+			if s.live != 0 || s.liveBytes != 0 {
+				t.Fatalf("round %d: segment %d still counts %d records (%d bytes) after everything was deleted", round, s.seq, s.live, s.liveBytes)
+			}
+		}
+	}
+}
+
+// A reopened store has exactly what was acknowledged, through rotations,
+// truncations at both ends, and copying forward.
+func TestWALReopenMatchesModel(t *testing.T) {
+	smallSegments(t, 8<<10)
+	path := filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{NoSync: true})
+	rng := rand.New(rand.NewPCG(3, 4))
+	type entryKey struct{ g, i uint64 }
+	terms := map[entryKey]uint64{}
+	bounds := map[uint64][2]uint64{}
+	// Payloads of up to 240 bytes fill the small segments.
+	padded := func(id, i, term uint64) *raft.Log {
+		l := entry(id, i, term)
+		l.Data = append(l.Data, make([]byte, (i+term)%5*60)...)
+		return l
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for id := uint64(1); id <= 3; id++ {
+			g := group(t, s, id)
+			b := bounds[id]
+			assertBounds(t, g, b[0], b[1])
+			for i := b[0]; i <= b[1] && b[1] > 0; i++ {
+				var got raft.Log
+				mustOK(t, g.GetLog(i, &got))
+				assertLogEqual(t, &got, padded(id, i, terms[entryKey{id, i}]))
+			}
+		}
+	}
+	for step := range 600 {
+		id := uint64(1 + rng.IntN(3))
+		if id == 3 && step > 50 {
+			id = 2 // group 3 stops writing early, so it pins old segments
+		}
+		g := group(t, s, id)
+		b := bounds[id]
+		switch op := rng.IntN(10); {
+		case op < 7: // append, sometimes over the tail with a new term
+			from := b[1] + 1
+			if b[1] > b[0] && rng.IntN(4) == 0 {
+				// A new leader's entries conflict: raft truncates the
+				// tail, then appends.
+				from = b[1] - rng.Uint64N(min(3, b[1]-b[0]))
+				mustDeleteRange(t, g, from, b[1])
+			}
+			term := uint64(step)
+			to := from + rng.Uint64N(8)
+			var logs []*raft.Log
+			for i := from; i <= to; i++ {
+				logs = append(logs, padded(id, i, term))
+			}
+			storeLogs(t, g, logs)
+			for i := from; i <= to; i++ {
+				terms[entryKey{id, i}] = term
+			}
+			if b[0] == 0 {
+				b[0] = from
+			}
+			b[1] = to
+		case op < 9 && b[1] > b[0]+20: // compact the head, as after a snapshot
+			to := b[0] + rng.Uint64N(b[1]-b[0]-10)
+			mustDeleteRange(t, g, b[0], to)
+			b[0] = to + 1
+		default:
+			continue
+		}
+		bounds[id] = b
+		if step%97 == 0 {
+			closeStore(t, s)
+			s = openStore(t, path, Options{NoSync: true})
+			check(s)
+		}
+	}
+	check(s)
+	closeStore(t, s)
+	check(openStore(t, path, Options{NoSync: true}))
+}
+
+// Old segments go: raft compacting one group's head frees them, and a group
+// that stopped writing does not pin them, because its records are copied
+// forward.
+func TestWALReclaimsSpace(t *testing.T) {
+	smallSegments(t, 16<<10)
+	path := filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{NoSync: true})
+	idle, busy := group(t, s, 1), group(t, s, 2)
+	storeLogs(t, idle, entries(1, 1, 5, 1))
+	maxSegs := 0
+	for i := uint64(1); i <= 3000; i++ {
+		l := entry(2, i, 1)
+		l.Data = append(l.Data, make([]byte, 200)...)
+		mustOK(t, busy.StoreLog(l))
+		if i > 50 {
+			mustDeleteRange(t, busy, i-50, i-50)
+		}
+		maxSegs = max(maxSegs, len(walSegments(t, path)))
+	}
+	// ~650 KB written in 16 KB segments; what is live is ~12 KB.
+	if n := len(walSegments(t, path)); n > 4 || maxSegs > 5 {
+		t.Fatalf("%d segments at the end, %d at most; want at most 4 and 5", n, maxSegs)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		assertLog(t, idle, i, 1)
+	}
+	closeStore(t, s)
+	s = openStore(t, path, Options{NoSync: true})
+	idle, busy = group(t, s, 1), group(t, s, 2)
+	assertBounds(t, idle, 1, 5)
+	assertBounds(t, busy, 2951, 3000)
+	for i := uint64(1); i <= 5; i++ {
+		assertLog(t, idle, i, 1)
+	}
+}
+
+// Bytes on disk are not trusted: corruption is ErrCorrupt, except a torn
+// last frame, which was never acknowledged and is cut off.
+func TestWALCorruption(t *testing.T) {
+	// threeFrames writes entries 1, 2 and 3 of group 1 in three commits and
+	// closes the store; it returns the segment and the frames' offsets.
+	threeFrames := func(t *testing.T) (path, seg string, offs []int64) {
+		path = filepath.Join(t.TempDir(), "logs.db")
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		for i := uint64(1); i <= 3; i++ {
+			storeLogs(t, g, []*raft.Log{entry(1, i, 1)})
+			l, _ := g.idx.get(i)
+			offs = append(offs, l.off)
+		}
+		closeStore(t, s)
+		segs := walSegments(t, path)
+		if len(segs) != 1 {
+			t.Fatalf("%d segments, want 1", len(segs))
+		}
+		return path, segs[0], offs
+	}
+	t.Run("record corrupted under a running store", func(t *testing.T) {
+		path, _, _ := threeFrames(t)
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		l, _ := g.idx.get(2)
+		flipByte(t, l.seg.path, l.off+int64(l.n)-5)
+		var got raft.Log
+		if err := g.GetLog(2, &got); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("GetLog(2) = %v, want ErrCorrupt", err)
+		}
+		assertLog(t, g, 1, 1)
+		assertLog(t, g, 3, 1)
+	})
+	t.Run("bad frame before the last fails Open", func(t *testing.T) {
+		path, seg, offs := threeFrames(t)
+		flipByte(t, seg, offs[1])
+		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("torn last frame is cut off", func(t *testing.T) {
+		path, seg, offs := threeFrames(t)
+		flipByte(t, seg, offs[2])
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		assertBounds(t, g, 1, 2)
+		storeLogs(t, g, entries(1, 3, 4, 2))
+		closeStore(t, s)
+		g = group(t, openStore(t, path, Options{NoSync: true}), 1)
+		assertBounds(t, g, 1, 4)
+		assertLog(t, g, 2, 1)
+		assertLog(t, g, 4, 2)
+	})
+	t.Run("bad segment header", func(t *testing.T) {
+		path, seg, _ := threeFrames(t)
+		flipByte(t, seg, 3)
+		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("unfinished last segment is removed", func(t *testing.T) {
+		path, seg, _ := threeFrames(t)
+		next := filepath.Join(filepath.Dir(seg), segmentName(2))
+		mustOK(t, os.WriteFile(next, make([]byte, 4096), 0o600))
+		g := group(t, openStore(t, path, Options{NoSync: true}), 1)
+		assertBounds(t, g, 1, 3)
+		if _, err := os.Stat(next); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("unfinished segment still there: %v", err)
+		}
+	})
+	t.Run("missing segment", func(t *testing.T) {
+		smallSegments(t, 4<<10)
+		path := filepath.Join(t.TempDir(), "logs.db")
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		for i := uint64(1); i <= 100; i++ {
+			l := entry(1, i, 1)
+			l.Data = append(l.Data, make([]byte, 200)...)
+			mustOK(t, g.StoreLog(l))
+		}
+		closeStore(t, s)
+		segs := walSegments(t, path)
+		if len(segs) < 3 {
+			t.Fatalf("%d segments, want at least 3", len(segs))
+		}
+		mustOK(t, os.Remove(segs[1]))
+		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+}
+
+// A format 1 file, with the logs in bbolt, opens with them moved to the WAL.
+func TestMigrateFormat1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	mustOK(t, err)
+	mustOK(t, db.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket(metaBucket)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(formatKey, []byte{formatV1}); err != nil {
+			return err
+		}
+		for id := uint64(1); id <= 2; id++ {
+			name := groupBucketName(id)
+			top, err := tx.CreateBucket(name[:])
+			if err != nil {
+				return err
+			}
+			logs, err := top.CreateBucket(logBucket)
+			if err != nil {
+				return err
+			}
+			for _, l := range entries(id, 10*id, 10*id+5, 3) {
+				if err := logs.Put(indexKey(l.Index), appendLog(nil, l)); err != nil {
+					return err
+				}
+			}
+			stable, err := top.CreateBucket(stableBucket)
+			if err != nil {
+				return err
+			}
+			if err := stable.Put([]byte("CurrentTerm"), binary.BigEndian.AppendUint64(nil, 3)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	mustOK(t, db.Close())
+
+	for range 2 { // and again, once migrated
+		s := openStore(t, path, Options{NoSync: true})
+		for id := uint64(1); id <= 2; id++ {
+			g := group(t, s, id)
+			assertBounds(t, g, 10*id, 10*id+5)
+			for i := 10 * id; i <= 10*id+5; i++ {
+				assertLog(t, g, i, 3)
+			}
+			if term, err := g.GetUint64([]byte("CurrentTerm")); err != nil || term != 3 {
+				t.Fatalf("group %d: CurrentTerm = %d, %v; want 3", id, term, err)
+			}
+		}
+		closeStore(t, s)
+	}
+	db, err = bbolt.Open(path, 0o600, nil)
+	mustOK(t, err)
+	defer db.Close()
+	mustOK(t, db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(metaBucket).Get(formatKey); len(v) != 1 || v[0] != formatVersion {
+			return fmt.Errorf("format %x after migration, want %d", v, formatVersion)
+		}
+		name := groupBucketName(1)
+		if tx.Bucket(name[:]).Bucket(logBucket) != nil {
+			return errors.New("the log bucket is still in the file")
+		}
+		return nil
+	}))
+}
+
+// Frames come from the disk: no body may make the parser panic.
+func FuzzWALFrame(f *testing.F) {
+	frame := (&wal{}).newFrame(nil)
+	frame = appendStoreOp(frame, 1, 2)
+	frame, _ = appendRecord(frame, appendLog(nil, entry(1, 1, 1)))
+	frame, _ = appendRecord(frame, appendLog(nil, entry(1, 2, 1)))
+	frame = appendDeleteOp(frame, 1, 1, 1)
+	f.Add(frame[frameHeaderSize:])
+	f.Add([]byte{})
+	f.Add(make([]byte, batchSeqSize+1))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) < batchSeqSize {
+			return // readFrame never passes such a body on
+		}
+		idx := map[uint64]*logIndex{}
+		_ = replayFrame(&segment{seq: 1}, segmentHeaderSize, body, idx)
+	})
+}
