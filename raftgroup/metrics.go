@@ -58,12 +58,14 @@ var (
 	descCommit    = prometheus.NewDesc("duro_group_commit_index", "Commit index known to this replica.", []string{"group"}, nil)
 	descApplied   = prometheus.NewDesc("duro_group_applied_index", "Last entry applied to this replica's state machine.", []string{"group"}, nil)
 	descFsync     = prometheus.NewDesc("duro_log_commit_seconds_total", "Time spent committing (writing and fsyncing) the node's raft log.", nil, nil)
-	descLogTx     = prometheus.NewDesc("duro_log_commits_total", "Raft log transactions committed; each is one fsync shared by all groups.", nil, nil)
+	descLogTx     = prometheus.NewDesc("duro_log_commits_total", "Raft log group commits; each is one WAL write and fdatasync shared by all groups.", nil, nil)
+	descSegments  = prometheus.NewDesc("duro_log_wal_segments", "WAL segment files of the node's raft log (64 MiB each, preallocated).", nil, nil)
+	descCopied    = prometheus.NewDesc("duro_log_wal_copied_total", "Raft log records copied forward out of old WAL segments so that those could be removed.", nil, nil)
 	descLogReqs   = prometheus.NewDesc("duro_log_requests_total", "Raft log write requests committed (from all groups).", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHasLeader, descIsLeader, descTerm, descCommit, descApplied, descFsync, descLogTx, descLogReqs} {
+	for _, d := range []*prometheus.Desc{descHasLeader, descIsLeader, descTerm, descCommit, descApplied, descFsync, descLogTx, descLogReqs, descSegments, descCopied} {
 		ch <- d
 	}
 }
@@ -89,4 +91,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFsync, prometheus.CounterValue, st.CommitDuration.Seconds())
 	ch <- prometheus.MustNewConstMetric(descLogTx, prometheus.CounterValue, float64(st.Transactions))
 	ch <- prometheus.MustNewConstMetric(descLogReqs, prometheus.CounterValue, float64(st.Requests))
+	ch <- prometheus.MustNewConstMetric(descSegments, prometheus.GaugeValue, float64(st.Segments))
+	ch <- prometheus.MustNewConstMetric(descCopied, prometheus.CounterValue, float64(st.CopiedLogs))
 }

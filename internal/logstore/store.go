@@ -197,6 +197,7 @@ func Open(path string, opts Options) (*Store, error) {
 	for id, x := range indexes {
 		s.groups[id] = s.newGroup(id, x)
 	}
+	s.stats.segments.Store(uint64(len(w.segs)))
 	s.cond.L = &s.mu
 	go s.run()
 	logger.Debug("logstore opened", "path", path, "created", created, "no_sync", opts.NoSync,

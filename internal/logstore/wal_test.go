@@ -208,6 +208,11 @@ func TestWALReclaimsSpace(t *testing.T) {
 	for i := uint64(1); i <= 5; i++ {
 		assertLog(t, idle, i, 1)
 	}
+	st := s.Stats()
+	if st.CopiedLogs == 0 || st.Segments != uint64(len(walSegments(t, path))) {
+		t.Fatalf("Stats: %d logs copied forward, %d segments; want some copied and %d segments",
+			st.CopiedLogs, st.Segments, len(walSegments(t, path)))
+	}
 	closeStore(t, s)
 	s = openStore(t, path, Options{NoSync: true})
 	idle, busy = group(t, s, 1), group(t, s, 2)

@@ -276,6 +276,10 @@ func (w *writer) commit(batch []*request) error {
 	st.lastBatch.Store(uint64(len(batch)))
 	st.commitNanos.Add(uint64(end.Sub(commitStart)))
 	st.txNanos.Add(uint64(end.Sub(start)))
+	st.segments.Store(uint64(len(s.wal.segs)))
+	for _, gt := range w.order {
+		st.copied.Add(uint64(len(gt.copies)))
+	}
 
 	for _, gt := range w.order {
 		w.durable = gt.g.committed(gt, seg, off, w.pos, w.durable)
@@ -495,12 +499,18 @@ type Stats struct {
 	// FailedTransactions counts write transactions rolled back or whose
 	// commit failed.
 	FailedTransactions uint64
+	// Segments is the number of WAL segment files now.
+	Segments uint64
+	// CopiedLogs is the number of log records copied forward out of old
+	// segments so that those could be removed.
+	CopiedLogs uint64
 }
 
 type counters struct {
 	transactions, requests, logs, bytes atomic.Uint64
 	lastBatch, commitNanos, txNanos     atomic.Uint64
 	failed, asyncRequests               atomic.Uint64
+	segments, copied                    atomic.Uint64
 }
 
 // Stats returns the current counters. It is cheap (a few atomic loads) and
@@ -517,6 +527,8 @@ func (s *Store) Stats() Stats {
 		CommitDuration:      time.Duration(c.commitNanos.Load()),
 		TransactionDuration: time.Duration(c.txNanos.Load()),
 		FailedTransactions:  c.failed.Load(),
+		Segments:            c.segments.Load(),
+		CopiedLogs:          c.copied.Load(),
 	}
 	if st.Transactions > 0 {
 		st.AvgBatchRequests = float64(st.Requests) / float64(st.Transactions)
