@@ -3,6 +3,7 @@ package raftgroup
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -520,16 +521,49 @@ func (b *beats) handle(r *beatRound) []beatAck {
 }
 
 // beatTransport is a group's raft transport: raft's NetworkTransport, except that
-// heartbeats go through the node's coalesced rounds.
+// heartbeats go through the node's coalesced rounds and other AppendEntries through the
+// node's shared replication connections (append.go).
 type beatTransport struct {
 	*raft.NetworkTransport
 	b    *beats
+	a    *appender
 	gid  uint64
 	logs *logstore.GroupStore
 	stop <-chan struct{} // the group's shutdown
+	// rpcs is what raft consumes: NetworkTransport's RPCs, forwarded, and the appender's.
+	rpcs chan raft.RPC
 }
 
-// AppendEntries sends entries on the group's connection, and answers heartbeats from the
+func newBeatTransport(nt *raft.NetworkTransport, b *beats, a *appender, gid uint64, logs *logstore.GroupStore, stop <-chan struct{}) *beatTransport {
+	t := &beatTransport{NetworkTransport: nt, b: b, a: a, gid: gid, logs: logs, stop: stop, rpcs: make(chan raft.RPC)}
+	go t.forward()
+	a.setConsumer(gid, t.rpcs, stop)
+	return t
+}
+
+// Consumer returns the channel raft takes every incoming RPC from.
+func (t *beatTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// forward passes NetworkTransport's RPCs (votes, snapshots, and appends from a peer that
+// does not use the shared connections) on to raft until the group shuts down.
+func (t *beatTransport) forward() {
+	in := t.NetworkTransport.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			select {
+			case t.rpcs <- rpc:
+			case <-t.stop:
+				return
+			}
+		case <-t.stop:
+			return
+		}
+	}
+}
+
+// AppendEntries sends entries on the node's shared connection to the peer (or, when
+// they would not fit in one frame, on the group's own), and answers heartbeats from the
 // node's rounds to the peer.
 //
 // The commit index it tells followers never exceeds what is durable in this node's log:
@@ -542,6 +576,9 @@ func (t *beatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddres
 			clamped.LeaderCommitIndex = d
 			args = &clamped
 		}
+		if fitsOneFrame(args) {
+			return t.a.appendEntries(string(id), t.gid, args, resp, t.stop)
+		}
 		return t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
 	a, err := t.b.heartbeat(string(id), t.gid, args.Term, t.stop)
@@ -550,6 +587,16 @@ func (t *beatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddres
 	}
 	*resp = raft.AppendEntriesResponse{Term: a.term, Success: a.ok}
 	return nil
+}
+
+// fitsOneFrame reports whether args surely encodes within transport.MaxFrameSize.
+func fitsOneFrame(args *raft.AppendEntriesRequest) bool {
+	const perEntry = 4*binary.MaxVarintLen64 + 2 // index, term, lengths, type, flag, time
+	size := 1024 + len(args.RPCHeader.ID) + len(args.RPCHeader.Addr) + len(args.Leader)
+	for _, e := range args.Entries {
+		size += perEntry + len(e.Data) + len(e.Extensions)
+	}
+	return size <= transport.MaxFrameSize
 }
 
 // SetHeartbeatHandler registers raft's heartbeat handler with the node's rounds as well as

@@ -77,15 +77,21 @@ func appendBeatAcks(dst []byte, id uint64, acks []beatAck) []byte {
 	return dst
 }
 
-// beatReader decodes one frame; the first error sticks.
+// beatReader decodes one frame of the heartbeat protocol, or of the append protocol
+// (appendwire.go); the first error sticks, wrapping kind (errBeatDecode if nil).
 type beatReader struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	kind error
 }
 
 func (r *beatReader) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", errBeatDecode, fmt.Sprintf(format, args...))
+		kind := r.kind
+		if kind == nil {
+			kind = errBeatDecode
+		}
+		r.err = fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -115,12 +121,15 @@ func (r *beatReader) byte(what string) byte {
 	return v
 }
 
-func (r *beatReader) bytes(what string) []byte {
+func (r *beatReader) bytes(what string) []byte { return r.blob(what, maxBeatName) }
+
+// blob reads a length-prefixed byte string of at most max bytes; it aliases the frame.
+func (r *beatReader) blob(what string, max int) []byte {
 	n := r.uvarint(what + " length")
 	if r.err != nil {
 		return nil
 	}
-	if n > maxBeatName || n > uint64(len(r.b)) {
+	if n > uint64(max) || n > uint64(len(r.b)) {
 		r.fail("%s: %d bytes", what, n)
 		return nil
 	}
@@ -131,12 +140,14 @@ func (r *beatReader) bytes(what string) []byte {
 
 // count reads a list length, refusing one the rest of the frame cannot hold (each item
 // takes at least min bytes), so a tiny frame cannot make the reader allocate much.
-func (r *beatReader) count(min int) int {
+func (r *beatReader) count(min int) int { return r.countUpTo(min, maxBeatGroups) }
+
+func (r *beatReader) countUpTo(min, max int) int {
 	n := r.uvarint("count")
 	if r.err != nil {
 		return 0
 	}
-	if n > maxBeatGroups || n*uint64(min) > uint64(len(r.b)) {
+	if n > uint64(max) || n*uint64(min) > uint64(len(r.b)) {
 		r.fail("count %d for %d bytes", n, len(r.b))
 		return 0
 	}

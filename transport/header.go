@@ -21,6 +21,11 @@ const (
 	// ReadFrame) carrying one heartbeat round for every group the dialing node
 	// leads. It carries no group ID.
 	ProtoBeat byte = 3
+	// ProtoAppend is node-to-node log replication: frames (WriteFrame,
+	// ReadFrame) carrying raft AppendEntries requests of any group the
+	// dialing node leads, and their responses, multiplexed by request ID.
+	// It carries no group ID in the header.
+	ProtoAppend byte = 4
 )
 
 const (
@@ -48,7 +53,7 @@ var (
 	ErrBadMagic = errors.New("transport: bad header magic")
 	// ErrBadVersion: the header version is not HeaderVersion.
 	ErrBadVersion = errors.New("transport: unsupported header version")
-	// ErrUnknownProto: the protocol byte is not ProtoRaft, ProtoClient or ProtoBeat.
+	// ErrUnknownProto: the protocol byte is not ProtoRaft, ProtoClient, ProtoBeat or ProtoAppend.
 	ErrUnknownProto = errors.New("transport: unknown protocol")
 	// ErrBadGroup: the group ID overflows, exceeds MaxGroupID, is not in
 	// minimal uvarint form, or is given for a protocol that carries none.
@@ -65,7 +70,7 @@ func AppendHeader(dst []byte, proto byte, group uint64) ([]byte, error) {
 		if group > MaxGroupID {
 			return dst, fmt.Errorf("%w: %d > %d", ErrBadGroup, group, MaxGroupID)
 		}
-	case ProtoClient, ProtoBeat:
+	case ProtoClient, ProtoBeat, ProtoAppend:
 		if group != 0 {
 			return dst, fmt.Errorf("%w: protocol %d carries no group, got %d", ErrBadGroup, proto, group)
 		}
@@ -119,7 +124,7 @@ func ReadHeader(r io.ByteReader) (proto byte, group uint64, err error) {
 	}
 	proto = fixed[len(headerMagic)+1]
 	switch proto {
-	case ProtoClient, ProtoBeat:
+	case ProtoClient, ProtoBeat, ProtoAppend:
 		return proto, 0, nil
 	case ProtoRaft:
 		group, err := readGroup(r)

@@ -62,7 +62,7 @@ func TestReadHeaderErrors(t *testing.T) {
 		{"version 0", "DURO\x00\x01\x01", ErrBadVersion},
 		{"version 2", "DURO\x02\x01\x01", ErrBadVersion},
 		{"proto 0", "DURO\x01\x00", ErrUnknownProto},
-		{"proto 4", "DURO\x01\x04", ErrUnknownProto},
+		{"proto 5", "DURO\x01\x05", ErrUnknownProto},
 		{"proto 255", "DURO\x01\xff", ErrUnknownProto},
 		{"group above max", "DURO\x01\x01\x80\x80\x80\x80\x10", ErrBadGroup},
 		{"group uvarint overflow", "DURO\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", ErrBadGroup},
@@ -129,7 +129,7 @@ func TestWriteHeaderRejectsBadArguments(t *testing.T) {
 		want  error
 	}{
 		{"proto 0", 0, 0, ErrUnknownProto},
-		{"proto 4", 4, 0, ErrUnknownProto},
+		{"proto 5", 5, 0, ErrUnknownProto},
 		{"group above max", ProtoRaft, MaxGroupID + 1, ErrBadGroup},
 		{"client with group", ProtoClient, 7, ErrBadGroup},
 	}

@@ -52,7 +52,7 @@ type Mux struct {
 	mu          sync.Mutex
 	closed      bool
 	layers      map[uint64]*StreamLayer
-	protos      map[byte]*listener    // ProtoClient, ProtoBeat
+	protos      map[byte]*listener    // ProtoClient, ProtoBeat, ProtoAppend
 	handshaking map[net.Conn]struct{} // accepted, header not yet routed
 }
 
@@ -219,6 +219,10 @@ func (m *Mux) ClientListener() net.Listener { return m.protoListener(ProtoClient
 // BeatListener is ClientListener for ProtoBeat connections: node-to-node
 // heartbeat rounds.
 func (m *Mux) BeatListener() net.Listener { return m.protoListener(ProtoBeat, "heartbeat") }
+
+// AppendListener is ClientListener for ProtoAppend connections: node-to-node
+// log replication for every group.
+func (m *Mux) AppendListener() net.Listener { return m.protoListener(ProtoAppend, "append") }
 
 func (m *Mux) protoListener(proto byte, name string) net.Listener {
 	m.mu.Lock()

@@ -1,0 +1,220 @@
+package raftgroup
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The append protocol (transport.ProtoAppend): the dialing node sends request frames, the
+// other answers each with a response frame carrying the same ID, in any order.
+//
+//	request:  version (1 byte) | kindRequest | ID (uvarint) | group (uvarint)
+//	          | protocol version (uvarint) | sender ID (bytes) | sender address (bytes)
+//	          | term | leader (bytes) | prev log entry | prev log term | leader commit
+//	          | count (uvarint) | count × entry
+//	entry:    index | term | type (1 byte) | data (bytes) | extensions (bytes)
+//	          | appended-at flag (1 byte) [| appended-at (varint unix nanoseconds)]
+//	response: version (1 byte) | kindResponse | ID | status (1 byte)
+//	          status 0: protocol version | sender ID (bytes) | sender address (bytes)
+//	                    | term | last log | flags (1 byte: 1 success, 2 no retry backoff)
+//	          status 1: error message (bytes)
+//
+// Integers are uvarints; bytes are a uvarint length and the bytes. A request that would
+// not fit in one frame (transport.MaxFrameSize) goes by raft's own transport instead.
+const (
+	appendVersion byte = 1
+	kindRequest   byte = 1
+	kindResponse  byte = 2
+
+	// maxAppendEntries bounds a request's entries; raft sends at most MaxAppendEntries.
+	maxAppendEntries = 1 << 16
+	// maxBlob bounds one byte string: a frame's worth.
+	maxBlob = 4 << 20
+	// minEntrySize is the smallest encoded entry, for the count check.
+	minEntrySize = 6
+)
+
+// errAppendDecode wraps every decoding error of the append protocol.
+var errAppendDecode = errors.New("raftgroup: bad append frame")
+
+func appendBlob(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func appendRPCHeader(dst []byte, h *raft.RPCHeader) []byte {
+	dst = binary.AppendUvarint(dst, uint64(max(h.ProtocolVersion, 0)))
+	dst = appendBlob(dst, h.ID)
+	return appendBlob(dst, h.Addr)
+}
+
+// appendRequestFrame appends the frame of request id of group gid.
+func appendRequestFrame(dst []byte, id, gid uint64, a *raft.AppendEntriesRequest) []byte {
+	dst = append(dst, appendVersion, kindRequest)
+	dst = binary.AppendUvarint(dst, id)
+	dst = binary.AppendUvarint(dst, gid)
+	dst = appendRPCHeader(dst, &a.RPCHeader)
+	dst = binary.AppendUvarint(dst, a.Term)
+	dst = appendBlob(dst, a.Leader)
+	dst = binary.AppendUvarint(dst, a.PrevLogEntry)
+	dst = binary.AppendUvarint(dst, a.PrevLogTerm)
+	dst = binary.AppendUvarint(dst, a.LeaderCommitIndex)
+	dst = binary.AppendUvarint(dst, uint64(len(a.Entries)))
+	for _, e := range a.Entries {
+		dst = binary.AppendUvarint(dst, e.Index)
+		dst = binary.AppendUvarint(dst, e.Term)
+		dst = append(dst, byte(e.Type))
+		dst = appendBlob(dst, e.Data)
+		dst = appendBlob(dst, e.Extensions)
+		if e.AppendedAt.IsZero() {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
+			dst = binary.AppendVarint(dst, e.AppendedAt.UnixNano())
+		}
+	}
+	return dst
+}
+
+// appendResponseFrame appends the frame answering request id with resp, or with err.
+func appendResponseFrame(dst []byte, id uint64, resp *raft.AppendEntriesResponse, err error) []byte {
+	dst = append(dst, appendVersion, kindResponse)
+	dst = binary.AppendUvarint(dst, id)
+	if err != nil {
+		dst = append(dst, 1)
+		msg := err.Error()
+		if len(msg) > maxBeatName {
+			msg = msg[:maxBeatName]
+		}
+		return appendBlob(dst, []byte(msg))
+	}
+	dst = append(dst, 0)
+	dst = appendRPCHeader(dst, &resp.RPCHeader)
+	dst = binary.AppendUvarint(dst, resp.Term)
+	dst = binary.AppendUvarint(dst, resp.LastLog)
+	var flags byte
+	if resp.Success {
+		flags |= 1
+	}
+	if resp.NoRetryBackoff {
+		flags |= 2
+	}
+	return append(dst, flags)
+}
+
+func (r *beatReader) rpcHeader() raft.RPCHeader {
+	v := r.uvarint("protocol version")
+	if r.err == nil && v > uint64(raft.ProtocolVersionMax) {
+		r.fail("protocol version %d", v)
+	}
+	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: clone(r.bytes("sender ID")), Addr: clone(r.bytes("sender address"))}
+}
+
+// clone copies b out of the frame, which is reused; empty stays nil, as raft's own
+// decoding leaves it.
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// frameHead reads a frame's version, kind and ID.
+func (r *beatReader) frameHead() (kind byte, id uint64) {
+	if v := r.byte("version"); r.err == nil && v != appendVersion {
+		r.fail("version %d", v)
+	}
+	kind = r.byte("kind")
+	if r.err == nil && kind != kindRequest && kind != kindResponse {
+		r.fail("kind %d", kind)
+	}
+	return kind, r.uvarint("ID")
+}
+
+// decodeAppendRequest decodes a request frame. Nothing in the result aliases b.
+func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest, err error) {
+	r := beatReader{b: b, kind: errAppendDecode}
+	kind, id := r.frameHead()
+	if r.err == nil && kind != kindRequest {
+		r.fail("kind %d, want a request", kind)
+	}
+	gid = r.uvarint("group")
+	a = &raft.AppendEntriesRequest{RPCHeader: r.rpcHeader()}
+	a.Term = r.uvarint("term")
+	a.Leader = clone(r.bytes("leader"))
+	a.PrevLogEntry = r.uvarint("prev log entry")
+	a.PrevLogTerm = r.uvarint("prev log term")
+	a.LeaderCommitIndex = r.uvarint("leader commit")
+	n := r.countUpTo(minEntrySize, maxAppendEntries)
+	if r.err != nil {
+		return 0, 0, nil, r.err
+	}
+	if n > 0 {
+		logs := make([]raft.Log, n)
+		a.Entries = make([]*raft.Log, n)
+		for i := range logs {
+			e := &logs[i]
+			e.Index = r.uvarint("index")
+			e.Term = r.uvarint("term")
+			e.Type = raft.LogType(r.byte("type"))
+			e.Data = clone(r.blob("data", maxBlob))
+			e.Extensions = clone(r.blob("extensions", maxBlob))
+			switch f := r.byte("appended-at flag"); f {
+			case 0:
+			case 1:
+				if r.err == nil {
+					v, k := binary.Varint(r.b)
+					if k <= 0 {
+						r.fail("appended-at: bad varint")
+					} else {
+						r.b = r.b[k:]
+						e.AppendedAt = time.Unix(0, v)
+					}
+				}
+			default:
+				r.fail("appended-at flag %d", f)
+			}
+			a.Entries[i] = e
+		}
+	}
+	if err := r.end(); err != nil {
+		return 0, 0, nil, err
+	}
+	return id, gid, a, nil
+}
+
+// decodeAppendResponse decodes a response frame: the response, or the error the peer
+// answered with (remote), or a decoding error (err).
+func decodeAppendResponse(b []byte) (id uint64, resp *raft.AppendEntriesResponse, remote, err error) {
+	r := beatReader{b: b, kind: errAppendDecode}
+	kind, id := r.frameHead()
+	if r.err == nil && kind != kindResponse {
+		r.fail("kind %d, want a response", kind)
+	}
+	switch status := r.byte("status"); {
+	case r.err != nil:
+	case status == 1:
+		msg := string(r.bytes("error"))
+		if err := r.end(); err != nil {
+			return 0, nil, nil, err
+		}
+		return id, nil, errors.New(msg), nil
+	case status != 0:
+		r.fail("status %d", status)
+	}
+	resp = &raft.AppendEntriesResponse{RPCHeader: r.rpcHeader()}
+	resp.Term = r.uvarint("term")
+	resp.LastLog = r.uvarint("last log")
+	flags := r.byte("flags")
+	if r.err == nil && flags&^3 != 0 {
+		r.fail("flags %#x", flags)
+	}
+	resp.Success, resp.NoRetryBackoff = flags&1 != 0, flags&2 != 0
+	if err := r.end(); err != nil {
+		return 0, nil, nil, err
+	}
+	return id, resp, nil, nil
+}
