@@ -98,10 +98,14 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second}}
-	ports, err := freePorts(2 * cfg.Nodes)
+	// The nodes' ports stay reserved while the proxies take ports of their own, so
+	// that none of those can land on a node's; they are released just before the nodes
+	// start.
+	ports, release, err := reservePorts(2 * cfg.Nodes)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	for i := range cfg.Nodes {
 		n := &Node{
 			ID:      fmt.Sprintf("n%d", i+1),
@@ -134,6 +138,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			c.links[i][j] = p
 		}
 	}
+	release()
 	for _, n := range c.Nodes {
 		if err := c.Start(n.Index); err != nil {
 			c.Close()
@@ -143,24 +148,26 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	return c, ctx.Err()
 }
 
-// freePorts returns n distinct loopback addresses that were free a moment ago.
-func freePorts(n int) ([]string, error) {
+// reservePorts returns n distinct free loopback addresses, held by listeners until
+// release (idempotent) closes them.
+func reservePorts(n int) (addrs []string, release func(), err error) {
 	var lns []net.Listener
-	defer func() {
+	release = func() {
 		for _, ln := range lns {
 			_ = ln.Close()
 		}
-	}()
-	var out []string
+		lns = nil
+	}
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
+		addrs = append(addrs, ln.Addr().String())
 	}
-	return out, nil
+	return addrs, release, nil
 }
 
 // Endpoints returns the client addresses of every node, for client.Dial.
