@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -175,7 +176,10 @@ func (c *nodeConn) writeLoop() {
 			return
 		}
 		// Write everything already queued, then flush once: under load many calls share
-		// one syscall.
+		// one syscall. When the queue first runs dry, yield once before flushing, so that
+		// callers already runnable can join this write (as gRPC's loopy writer does);
+		// without it nearly every call was a write of its own.
+		yielded := false
 		for {
 			if err := transport.WriteFrame(bw, frame); err != nil {
 				c.fail(err)
@@ -185,6 +189,15 @@ func (c *nodeConn) writeLoop() {
 			case frame = <-c.sendq:
 				continue
 			default:
+			}
+			if !yielded {
+				yielded = true
+				runtime.Gosched()
+				select {
+				case frame = <-c.sendq:
+					continue
+				default:
+				}
 			}
 			break
 		}
