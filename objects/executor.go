@@ -432,24 +432,29 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	// The generation's term goes with the command: if the term ended since the handler
 	// ran, the group refuses it rather than append it in a term where the commands it
 	// was built on may be lost (Group's Term rule).
-	p := in.group.Propose(in.rt.ctx, in.term, cmd)
-	go func() {
-		e.res, e.err = p.Wait()
-		close(e.done)
-	}()
+	go e.await(in.group.Propose(in.rt.ctx, in.term, cmd))
 	in.push(e)
 	return nil
+}
+
+// await waits for a write entry's proposal. It is a method (not a closure) so that
+// starting it allocates nothing.
+func (e *entry) await(p Proposal) {
+	e.res, e.err = p.Wait()
+	close(e.done)
+}
+
+// awaitReadIndex is await for a read entry.
+func (e *entry) awaitReadIndex(ctx context.Context, g Group) {
+	e.err = g.ReadIndex(ctx)
+	close(e.done)
 }
 
 // enqueueRead adds a read entry: a call that wrote nothing (or failed) is answered once
 // ReadIndex confirms this node's leadership and every earlier entry is released.
 func (in *instance) enqueueRead(ev *event, result []byte, herr error) {
 	e := &entry{gen: in.gen, ev: ev, result: result, herr: herr, done: make(chan struct{})}
-	g, ctx := in.group, in.rt.ctx
-	go func() {
-		e.err = g.ReadIndex(ctx)
-		close(e.done)
-	}()
+	go e.awaitReadIndex(in.rt.ctx, in.group)
 	in.push(e)
 }
 
