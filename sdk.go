@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -142,7 +143,13 @@ func (c *sdkConn) writeLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		// Write every response already waiting, then flush once.
+		// Write every response already waiting, then flush once. When the queue first runs
+		// dry, yield once before flushing: the handlers of calls released by the same
+		// commit are usually runnable and about to send, and a response that joins this
+		// write saves a syscall here and a read on the client (without the yield, nearly
+		// every response was a write of its own). gRPC's loopy writer does the same. No
+		// timer: an idle connection's lone response waits only for the yield.
+		yielded := false
 		for {
 			buf = wire.AppendResponse(buf[:0], resp)
 			if err := transport.WriteFrame(bw, buf); err != nil {
@@ -154,6 +161,15 @@ func (c *sdkConn) writeLoop() {
 			case resp = <-c.out:
 				continue
 			default:
+			}
+			if !yielded {
+				yielded = true
+				runtime.Gosched()
+				select {
+				case resp = <-c.out:
+					continue
+				default:
+				}
 			}
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -236,18 +237,19 @@ func timeoutMillis(ctx context.Context) uint64 {
 }
 
 // marshal and unmarshal use the encoding the node uses for arguments and results:
-// msgpack naming struct fields by their `json` tags.
+// msgpack naming struct fields by their `json` tags. Their encoder and decoder state is
+// pooled; marshal's one allocation is its result, sized exactly.
 func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	enc.SetCustomStructTag("json")
-	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
+	m := marshalers.Get().(*marshaler)
+	m.buf.Reset()
+	if err := m.enc.Encode(v); err != nil {
+		return nil, err // not put back: a custom encoder may have left it in any state
 	}
-	return buf.Bytes(), nil
+	b := bytes.Clone(m.buf.Bytes())
+	if m.buf.Cap() <= maxPooledBuffer {
+		marshalers.Put(m)
+	}
+	return b, nil
 }
 
 func unmarshal(b []byte, out any) (err error) {
@@ -256,9 +258,40 @@ func unmarshal(b []byte, out any) (err error) {
 			err = fmt.Errorf("decoder panicked: %v", p)
 		}
 	}()
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(bytes.NewReader(b))
-	dec.SetCustomStructTag("json")
-	return dec.Decode(out)
+	u := unmarshalers.Get().(*unmarshaler)
+	u.r.Reset(b)
+	if err := u.dec.Decode(out); err != nil {
+		return err // not put back: the decoder may be in any state
+	}
+	u.r.Reset(nil)
+	unmarshalers.Put(u)
+	return nil
 }
+
+type marshaler struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var marshalers = sync.Pool{New: func() any {
+	m := &marshaler{enc: msgpack.NewEncoder(nil)}
+	m.enc.Reset(&m.buf) // Reset clears the options: set them after it.
+	m.enc.SetCustomStructTag("json")
+	m.enc.UseCompactInts(true)
+	return m
+}}
+
+// maxPooledBuffer keeps the buffers of large arguments out of the pool.
+const maxPooledBuffer = 64 << 10
+
+type unmarshaler struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var unmarshalers = sync.Pool{New: func() any {
+	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
+	u.dec.Reset(&u.r)
+	u.dec.SetCustomStructTag("json")
+	return u
+}}

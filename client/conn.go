@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -128,7 +129,7 @@ func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request) (*wire.Resp
 	c.mu.Unlock()
 
 	req.StreamID = id
-	frame := wire.AppendRequest(nil, req)
+	frame := wire.AppendRequest(make([]byte, 0, requestSizeHint(req)), req)
 	if len(frame) > transport.MaxFrameSize {
 		c.forget(id)
 		return nil, fmt.Errorf("%w: request of %d bytes exceeds the frame limit of %d", ErrTooLarge, len(frame), transport.MaxFrameSize)
@@ -158,6 +159,14 @@ func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request) (*wire.Resp
 	}
 }
 
+// requestSizeHint bounds the encoded size of req (everything but the strings and the
+// arguments takes at most 112 bytes), so that encoding it allocates once instead of
+// growing the frame step by step.
+func requestSizeHint(req *wire.Request) int {
+	c := &req.Call
+	return 128 + len(c.Class) + len(c.Name) + len(c.Method) + len(c.Args)
+}
+
 func (c *nodeConn) forget(id uint64) {
 	c.mu.Lock()
 	delete(c.pending, id)
@@ -175,7 +184,10 @@ func (c *nodeConn) writeLoop() {
 			return
 		}
 		// Write everything already queued, then flush once: under load many calls share
-		// one syscall.
+		// one syscall. When the queue first runs dry, yield once before flushing, so that
+		// callers already runnable can join this write (as gRPC's loopy writer does);
+		// without it nearly every call was a write of its own.
+		yielded := false
 		for {
 			if err := transport.WriteFrame(bw, frame); err != nil {
 				c.fail(err)
@@ -185,6 +197,15 @@ func (c *nodeConn) writeLoop() {
 			case frame = <-c.sendq:
 				continue
 			default:
+			}
+			if !yielded {
+				yielded = true
+				runtime.Gosched()
+				select {
+				case frame = <-c.sendq:
+					continue
+				default:
+				}
 			}
 			break
 		}

@@ -261,3 +261,21 @@ func BenchmarkCommitEvery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkViewOpenTx is the View every write call makes before it runs (its dedup
+// lookup) while applied entries wait in the open write transaction, as they do on a busy
+// node.
+func BenchmarkViewOpenTx(b *testing.B) {
+	s, l := openRT(b, Options{CommitInterval: time.Hour})
+	checkRT(b, s.ApplyBatch([]*raft.Log{l.entry(b, 0)})) // leaves the write transaction open
+	client := make([]byte, ClientIDLen)
+	b.ReportAllocs()
+	for i := uint64(1); b.Loop(); i++ {
+		if err := s.View(func(tx *Tx) error {
+			_, _ = tx.Dedup(client, i)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,11 +1,8 @@
 package fsm
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Limits on a Command. They are checked by Validate before a command is proposed and again
@@ -190,25 +187,14 @@ func EncodeCommand(c *Command) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(encodedSizeHint(c))
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(c); err != nil {
-		// Every field is a plain byte slice or integer: the encoder cannot fail on a
-		// valid command.
-		panic(fmt.Sprintf("fsm: msgpack cannot encode a valid command: %v", err))
-	}
-	return buf.Bytes(), nil
+	return appendCommand(make([]byte, 0, encodedSizeHint(c)), c), nil
 }
 
 // encodedSizeHint is an upper bound of the encoded size, so encoding allocates once.
 func encodedSizeHint(c *Command) int {
-	n := 64 + len(c.Object) + len(c.Client) + len(c.Result)
+	n := 96 + len(c.Object) + len(c.Client) + len(c.Result)
 	for i := range c.Ops {
-		n += 24 + len(c.Ops[i].Key) + len(c.Ops[i].Value)
+		n += 32 + len(c.Ops[i].Key) + len(c.Ops[i].Value)
 	}
 	return n
 }

@@ -260,6 +260,9 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded command does not re-encode: %v", err)
 		}
+		if lib := libraryEncoding(t, c); !bytes.Equal(b2, lib) {
+			t.Fatalf("encoded %x, the library encodes %x", b2, lib)
+		}
 		c2, err := DecodeCommand(b2)
 		if err != nil {
 			t.Fatalf("re-encoded command does not decode: %v", err)

@@ -88,7 +88,7 @@ type Store struct {
 	dbMu sync.RWMutex
 	db   *bolt.DB
 
-	// txMu guards wtx, wtxStart, wtxEntries, broken, commitEntries and ap: held by
+	// txMu guards wtx, wtxStart, wtxEntries, wview, broken, commitEntries and ap: held by
 	// ApplyBatch for a whole batch, by View while fn reads the open transaction, and by
 	// every commit. Taken after dbMu (shared or exclusive), never before it.
 	txMu sync.Mutex
@@ -98,6 +98,10 @@ type Store struct {
 	wtx        *bolt.Tx
 	wtxStart   time.Time // when wtx began
 	wtxEntries int       // entries applied in wtx
+	// wview is the Tx Views read wtx through, built by the first View after wtx began:
+	// every call's View (dedup lookup, reads) would otherwise look up the five top-level
+	// buckets again while holding txMu. Those buckets live as long as wtx does.
+	wview *Tx
 	// broken is set when a commit or an apply failed: the open transaction was rolled
 	// back with entries that had been acknowledged, so nothing may be read or applied
 	// any more.
@@ -312,11 +316,14 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	}
 	if s.wtx != nil {
 		defer s.txMu.Unlock()
-		tx, err := newTx(s.wtx)
-		if err != nil {
-			return err
+		if s.wview == nil {
+			tx, err := newTx(s.wtx)
+			if err != nil {
+				return err
+			}
+			s.wview = tx
 		}
-		return fn(tx)
+		return fn(s.wview)
 	}
 	btx, err := s.db.Begin(false)
 	s.txMu.Unlock()
@@ -341,7 +348,7 @@ func (s *Store) beginLocked() *bolt.Tx {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: cannot persist applied entries: begin: %v", err))
 	}
-	s.wtx, s.wtxStart, s.wtxEntries = tx, time.Now(), 0
+	s.wtx, s.wtxStart, s.wtxEntries, s.wview = tx, time.Now(), 0, nil
 	select {
 	case s.kick <- struct{}{}:
 	default: // the flusher has a wake-up pending already
@@ -365,7 +372,7 @@ func (s *Store) commitLocked() error {
 	if tx == nil {
 		return s.brokenErr()
 	}
-	s.wtx, s.wtxEntries = nil, 0
+	s.wtx, s.wtxEntries, s.wview = nil, 0, nil
 	err := tx.Commit() // a failed Commit rolls back
 	s.ap.release()
 	if err != nil {
@@ -380,7 +387,7 @@ func (s *Store) commitLocked() error {
 func (s *Store) abortLocked(err error) {
 	if s.wtx != nil {
 		_ = s.wtx.Rollback()
-		s.wtx, s.wtxEntries = nil, 0
+		s.wtx, s.wtxEntries, s.wview = nil, 0, nil
 	}
 	s.ap.release()
 	s.broken = err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -13,19 +14,38 @@ import (
 // with the same settings: SetCustomStructTag("json").
 const structTag = "json"
 
-// marshal encodes v as msgpack with compact integers.
+// marshal encodes v as msgpack with compact integers. Every written value and every result
+// is encoded here: the encoder and its buffer are pooled, and the one allocation left is
+// the result, sized exactly.
 func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf) // Reset clears the options: set them after it.
-	enc.SetCustomStructTag(structTag)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
+	m := marshalers.Get().(*marshaler)
+	m.buf.Reset()
+	if err := m.enc.Encode(v); err != nil {
+		// Not put back: a user's encoder may have left it in any state.
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	b := bytes.Clone(m.buf.Bytes())
+	if m.buf.Cap() <= maxPooledBuffer {
+		marshalers.Put(m)
+	}
+	return b, nil
 }
+
+type marshaler struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var marshalers = sync.Pool{New: func() any {
+	m := &marshaler{enc: msgpack.NewEncoder(nil)}
+	m.enc.Reset(&m.buf) // Reset clears the options: set them after it.
+	m.enc.SetCustomStructTag(structTag)
+	m.enc.UseCompactInts(true)
+	return m
+}}
+
+// maxPooledBuffer keeps the buffers of large values out of the pool.
+const maxPooledBuffer = 64 << 10
 
 // unmarshal decodes msgpack b into out. strict rejects fields out does not have (used for
 // call arguments, where a misspelt field is a caller's bug; stored values are decoded
@@ -42,20 +62,32 @@ func unmarshal(b []byte, out any, strict bool) (err error) {
 			err = fmt.Errorf("decoder panicked: %v", p)
 		}
 	}()
-	r := bytes.NewReader(b)
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(r)
-	dec.SetCustomStructTag(structTag)
-	dec.DisallowUnknownFields(strict)
-	if err := dec.Decode(out); err != nil {
-		return err
+	u := unmarshalers.Get().(*unmarshaler)
+	u.r.Reset(b)
+	u.dec.DisallowUnknownFields(strict)
+	if err := u.dec.Decode(out); err != nil {
+		return err // not put back: the decoder may be in any state
 	}
-	if n := r.Len(); n > 0 {
+	n := u.r.Len()
+	u.r.Reset(nil)
+	unmarshalers.Put(u)
+	if n > 0 {
 		return fmt.Errorf("%d trailing bytes after the value", n)
 	}
 	return nil
 }
+
+type unmarshaler struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var unmarshalers = sync.Pool{New: func() any {
+	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
+	u.dec.Reset(&u.r) // a *bytes.Reader is read directly, without buffering ahead
+	u.dec.SetCustomStructTag(structTag)
+	return u
+}}
 
 // decodeArgs decodes a call's arguments into in (a pointer). Empty arguments leave the
 // zero value, so methods whose input is a struct{} need none.

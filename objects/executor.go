@@ -93,6 +93,7 @@ type instance struct {
 	pipeline []*entry // ran and not released, in execution order; older generations first
 	inflight *layer   // the writes of the current generation's write entries, in order
 	byReq    map[reqKey]*entry
+	dedup    dedupView // lookupDedup's state
 	nextSeq  uint64
 	// brokenGen is a generation that ended because the state machine applied one of its
 	// commands differently from what the view assumed (rejected, duplicate, foreign
@@ -297,15 +298,31 @@ func (in *instance) bind(g Group, term uint64) error {
 }
 
 func (in *instance) lookupDedup(k reqKey) ([]byte, bool, error) {
-	var res []byte
-	var found bool
-	err := in.group.View(func(tx *fsm.Tx) error {
-		if r, ok := tx.Dedup(k.client[:], k.seq); ok {
-			res, found = bytes.Clone(r), true
-		}
-		return nil
-	})
+	d := &in.dedup
+	if d.fn == nil {
+		d.fn = d.view
+	}
+	d.k, d.res, d.found = k, nil, false
+	err := in.group.View(d.fn)
+	res, found := d.res, d.found
+	d.res = nil
 	return res, found, err
+}
+
+// dedupView is lookupDedup's View function with its argument and result, bound once per
+// instance: a closure per lookup cost three allocations on every write call.
+type dedupView struct {
+	k     reqKey
+	res   []byte
+	found bool
+	fn    func(tx *fsm.Tx) error // view, bound to this dedupView
+}
+
+func (d *dedupView) view(tx *fsm.Tx) error {
+	if r, ok := tx.Dedup(d.k.client[:], d.k.seq); ok {
+		d.res, d.found = bytes.Clone(r), true
+	}
+	return nil
 }
 
 // activateErr makes the user's object and runs its Init, unless it is active. On failure
@@ -432,24 +449,29 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	// The generation's term goes with the command: if the term ended since the handler
 	// ran, the group refuses it rather than append it in a term where the commands it
 	// was built on may be lost (Group's Term rule).
-	p := in.group.Propose(in.rt.ctx, in.term, cmd)
-	go func() {
-		e.res, e.err = p.Wait()
-		close(e.done)
-	}()
+	go e.await(in.group.Propose(in.rt.ctx, in.term, cmd))
 	in.push(e)
 	return nil
+}
+
+// await waits for a write entry's proposal. It is a method (not a closure) so that
+// starting it allocates nothing.
+func (e *entry) await(p Proposal) {
+	e.res, e.err = p.Wait()
+	close(e.done)
+}
+
+// awaitReadIndex is await for a read entry.
+func (e *entry) awaitReadIndex(ctx context.Context, g Group) {
+	e.err = g.ReadIndex(ctx)
+	close(e.done)
 }
 
 // enqueueRead adds a read entry: a call that wrote nothing (or failed) is answered once
 // ReadIndex confirms this node's leadership and every earlier entry is released.
 func (in *instance) enqueueRead(ev *event, result []byte, herr error) {
 	e := &entry{gen: in.gen, ev: ev, result: result, herr: herr, done: make(chan struct{})}
-	g, ctx := in.group, in.rt.ctx
-	go func() {
-		e.err = g.ReadIndex(ctx)
-		close(e.done)
-	}()
+	go e.awaitReadIndex(in.rt.ctx, in.group)
 	in.push(e)
 }
 

@@ -44,10 +44,18 @@ type Storage struct {
 	inflight *layer   // the object's in-flight commands; only read here
 	stack    []*layer // stack[0] holds the call's writes; each open Transaction adds one
 	closed   bool
+
+	// The call's layer and the stack's first slot live here, so a call's Storage is one
+	// allocation. The layer outlives the call in its command's entry, keeping this alive.
+	base   layer
+	stack0 [1]*layer
 }
 
 func newStorage(g Group, object []byte, inflight *layer) *Storage {
-	return &Storage{group: g, object: object, inflight: inflight, stack: []*layer{newLayer()}}
+	s := &Storage{group: g, object: object, inflight: inflight, base: layer{writes: make(map[string]write)}}
+	s.stack0[0] = &s.base
+	s.stack = s.stack0[:]
+	return s
 }
 
 // Value is a stored value, still encoded. Decode it into a Go value with Decode.

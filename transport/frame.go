@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,12 +24,24 @@ const frameHeaderLen = 4
 var ErrFrameTooLarge = errors.New("transport: frame too large")
 
 // WriteFrame writes payload as one frame: a 4-byte big-endian length, then
-// the payload. Prefix and payload are handed to w as a vectored write where w
-// supports it (a *net.TCPConn) and as two Writes otherwise, so callers writing
-// small frames to a connection should give it a bufio.Writer.
+// the payload. Into a *bufio.Writer (what callers writing small frames to a
+// connection should use) the prefix goes straight into the buffer, without an
+// allocation; to other writers, prefix and payload are handed over as a
+// vectored write where w supports it (a *net.TCPConn) and as two Writes
+// otherwise.
 func WriteFrame(w io.Writer, payload []byte) error {
 	if len(payload) > MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes > %d", ErrFrameTooLarge, len(payload), MaxFrameSize)
+	}
+	if bw, ok := w.(*bufio.Writer); ok {
+		hdr := binary.BigEndian.AppendUint32(bw.AvailableBuffer(), uint32(len(payload)))
+		if _, err := bw.Write(hdr); err != nil {
+			return fmt.Errorf("transport: write frame: %w", err)
+		}
+		if _, err := bw.Write(payload); err != nil {
+			return fmt.Errorf("transport: write frame: %w", err)
+		}
+		return nil
 	}
 	var hdr [frameHeaderLen]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))

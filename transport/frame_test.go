@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -181,4 +182,50 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("re-encoded %x, consumed %x", buf.Bytes(), consumed)
 		}
 	})
+}
+
+// TestWriteFrameBuffered covers the bufio path, including prefixes that straddle a full
+// buffer.
+func TestWriteFrameBuffered(t *testing.T) {
+	var out bytes.Buffer
+	bw := bufio.NewWriterSize(&out, 16) // bufio's minimum: most prefixes land near its end
+	sizes := []int{0, 1, 3, 9, 11, 12, 13, 15, 16, 17, 40, 300, 2}
+	for i, n := range sizes {
+		if err := WriteFrame(bw, bytes.Repeat([]byte{byte(i)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	for i, n := range sizes {
+		got, err := ReadFrame(&out, buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, n)) {
+			t.Fatalf("frame %d: got %x, want %d bytes of %02x", i, got, n, i)
+		}
+		buf = got
+	}
+	if out.Len() != 0 {
+		t.Fatalf("%d bytes left over", out.Len())
+	}
+	if err := WriteFrame(bw, make([]byte, MaxFrameSize+1)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// BenchmarkWriteFrame is one small frame into a connection's bufio.Writer, as the SDK
+// writers do per message.
+func BenchmarkWriteFrame(b *testing.B) {
+	bw := bufio.NewWriterSize(io.Discard, 64<<10)
+	payload := make([]byte, 40)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := WriteFrame(bw, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

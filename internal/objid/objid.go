@@ -42,12 +42,11 @@ type ID [Len]byte
 // FromName returns the ID of the object called name in class. It is deterministic: the
 // same class and name give the same ID on every node and client, forever.
 func FromName(class, name string) ID {
-	h := sha256.New()
-	h.Write([]byte("duro-name"))
-	writeString(h, class)
-	h.Write([]byte(name))
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	var buf [hashInputBuf]byte
+	b := append(buf[:0], "duro-name"...)
+	b = appendString(b, class)
+	b = append(b, name...)
+	sum := sha256.Sum256(b)
 
 	var id ID
 	id[0] = KindName
@@ -125,20 +124,23 @@ func (id *ID) seal(class string) {
 }
 
 func checksum(class string, body []byte) [Len - bodyEnd]byte {
-	h := sha256.New()
-	h.Write([]byte("duro-id"))
-	writeString(h, class)
-	h.Write(body)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	var buf [hashInputBuf]byte
+	b := append(buf[:0], "duro-id"...)
+	b = appendString(b, class)
+	b = append(b, body...)
+	sum := sha256.Sum256(b)
 	return [Len - bodyEnd]byte(sum[:Len-bodyEnd])
 }
 
-// writeString writes s length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
-func writeString(h interface{ Write([]byte) (int, error) }, s string) {
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-	h.Write([]byte(s))
+// hashInputBuf is the stack buffer the hash inputs are built in: every ID is checked on
+// each call, on the client and on the node, and typical class and object names fit, so
+// hashing allocates nothing (longer inputs move to the heap, with the same result).
+const hashInputBuf = 128
+
+// appendString appends s length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // MarshalText encodes id as its 64 hex digits, so IDs are strings in JSON and logs.

@@ -1,6 +1,9 @@
 package objid
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -247,8 +250,20 @@ func FuzzParse(f *testing.F) {
 }
 
 func BenchmarkFromName(b *testing.B) {
+	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		FromName("Counter", "some-object-name")
+	}
+}
+
+// BenchmarkCheck is what the client and the node do for every call.
+func BenchmarkCheck(b *testing.B) {
+	id := FromName("Counter", "x")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := id.Check("Counter"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -278,4 +293,31 @@ func FuzzUnmarshalBinary(f *testing.F) {
 			t.Fatal("round trip changed the bytes")
 		}
 	})
+}
+
+// TestLongInputs covers names and classes longer than the stack buffer the hash inputs are
+// built in: the ID must be the one the streamed definition gives.
+func TestLongInputs(t *testing.T) {
+	class, name := strings.Repeat("C", 300), strings.Repeat("n", 1000)
+	h := sha256.New()
+	h.Write([]byte("duro-name"))
+	h.Write(binary.AppendUvarint(nil, uint64(len(class))))
+	h.Write([]byte(class))
+	h.Write([]byte(name))
+	sum := h.Sum(nil)
+	id := FromName(class, name)
+	if !bytes.Equal(id[1:bodyEnd], sum[:bodyEnd-1]) {
+		t.Fatalf("FromName body = %x, want %x", id[1:bodyEnd], sum[:bodyEnd-1])
+	}
+	h = sha256.New()
+	h.Write([]byte("duro-id"))
+	h.Write(binary.AppendUvarint(nil, uint64(len(class))))
+	h.Write([]byte(class))
+	h.Write(id[:bodyEnd])
+	if sum := h.Sum(nil); !bytes.Equal(id[bodyEnd:], sum[:Len-bodyEnd]) {
+		t.Fatalf("checksum = %x, want %x", id[bodyEnd:], sum[:Len-bodyEnd])
+	}
+	if err := id.Check(class); err != nil {
+		t.Fatal(err)
+	}
 }

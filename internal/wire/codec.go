@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -309,6 +310,7 @@ func (d *decoder) topology() (*Topology, error) {
 
 // encoder appends msgpack to a byte slice. Writing to memory cannot fail, so its methods
 // return nothing; an error from msgpack would mean a broken invariant of this file.
+// Encoders are pooled: one is used for every message each way.
 type encoder struct {
 	buf appender
 	enc *msgpack.Encoder
@@ -319,16 +321,24 @@ type appender struct{ b []byte }
 func (a *appender) Write(p []byte) (int, error) { a.b = append(a.b, p...); return len(p), nil }
 func (a *appender) WriteByte(c byte) error      { a.b = append(a.b, c); return nil }
 
-func newEncoder(dst []byte) *encoder {
-	e := &encoder{buf: appender{b: dst}, enc: msgpack.GetEncoder()}
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{enc: msgpack.NewEncoder(nil)}
 	e.enc.Reset(&e.buf)
+	return e
+}}
+
+func newEncoder(dst []byte) *encoder {
+	e := encoders.Get().(*encoder)
+	e.buf.b = dst
 	return e
 }
 
+// finish returns the encoded bytes and puts e back in the pool.
 func (e *encoder) finish() []byte {
-	msgpack.PutEncoder(e.enc)
-	e.enc = nil
-	return e.buf.b
+	b := e.buf.b
+	e.buf.b = nil
+	encoders.Put(e)
+	return b
 }
 
 func (e *encoder) check(err error) {
@@ -347,23 +357,35 @@ func (e *encoder) nil()           { e.check(e.enc.EncodeNil()) }
 
 // decoder reads msgpack from a byte slice. It drives msgpack.Decoder for scalars but
 // reads lengths itself and checks each against the bytes left, because msgpack allocates
-// a declared length before reading it.
+// a declared length before reading it. Strings and byte strings are sliced out of the
+// input (b) at the reader's position rather than read through the decoder, so each costs
+// one copy, the one the decoded message owns. Decoders are pooled.
 type decoder struct {
-	r   *bytes.Reader
+	b   []byte
+	r   bytes.Reader
 	dec *msgpack.Decoder
 }
 
-func newDecoder(b []byte) *decoder {
-	d := &decoder{r: bytes.NewReader(b), dec: msgpack.GetDecoder()}
+var decoders = sync.Pool{New: func() any {
+	d := &decoder{dec: msgpack.NewDecoder(nil)}
 	// A *bytes.Reader is an io.ByteScanner, so the msgpack decoder reads it directly,
 	// without buffering ahead: d.r's position is always the decoder's.
-	d.dec.Reset(d.r)
+	d.dec.Reset(&d.r)
+	return d
+}}
+
+func newDecoder(b []byte) *decoder {
+	d := decoders.Get().(*decoder)
+	d.b = b
+	d.r.Reset(b)
 	return d
 }
 
+// release puts d back in the pool; it must not keep the input alive.
 func (d *decoder) release() {
-	d.dec.Reset(nil)
-	msgpack.PutDecoder(d.dec)
+	d.b = nil
+	d.r.Reset(nil)
+	decoders.Put(d)
 }
 
 func malformed(format string, args ...any) error {
@@ -461,8 +483,9 @@ func (d *decoder) isNil() (bool, error) {
 	return true, nil
 }
 
-// raw reads a str or bin (or nil, as -1) with its length checked against the input.
-func (d *decoder) raw(what string) ([]byte, bool, error) {
+// raw reads a str or bin (or nil, reported as isNil) with its length checked against the
+// input. The bytes alias the input: callers copy what they keep.
+func (d *decoder) raw(what string) (b []byte, isNil bool, err error) {
 	c, err := d.dec.PeekCode()
 	if err != nil {
 		return nil, false, d.fail(what, err)
@@ -481,9 +504,9 @@ func (d *decoder) raw(what string) ([]byte, bool, error) {
 	if n > d.r.Len() {
 		return nil, false, malformed("%s: %d bytes declared, %d left", what, n, d.r.Len())
 	}
-	b := make([]byte, n)
-	_, _ = io.ReadFull(d.r, b) // cannot fall short: checked above
-	return b, false, nil
+	off := len(d.b) - d.r.Len()
+	_, _ = d.r.Seek(int64(n), io.SeekCurrent) // cannot fall short: checked above
+	return d.b[off : off+n : off+n], false, nil
 }
 
 func (d *decoder) str(what string) (string, error) {
@@ -491,9 +514,13 @@ func (d *decoder) str(what string) (string, error) {
 	return string(b), err
 }
 
+// bytes reads a byte string into memory of its own; nil stays nil, empty stays empty.
 func (d *decoder) bytes(what string) ([]byte, error) {
-	b, _, err := d.raw(what)
-	return b, err
+	b, isNil, err := d.raw(what)
+	if err != nil || isNil {
+		return nil, err
+	}
+	return append([]byte{}, b...), nil
 }
 
 // fixed reads exactly len(dst) bytes; nil is accepted (as zeros) only when optional.

@@ -123,6 +123,24 @@ func TestDecodedDoesNotAlias(t *testing.T) {
 	if !reflect.DeepEqual(*got, req) {
 		t.Fatalf("decoded request changed when its input was overwritten: %+v", *got)
 	}
+
+	for _, resp := range []Response{
+		{StreamID: 2, Result: []byte{1, 2, 3}},
+		{StreamID: 3, Err: &Error{Code: CodeNotLeader, Message: "m", Group: 3, LeaderID: "n2", LeaderAddr: "h:1"}},
+		{StreamID: 4, Topology: sampleTopology()},
+	} {
+		b := AppendResponse(nil, &resp)
+		got, err := DecodeResponse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] = 0xff
+		}
+		if !reflect.DeepEqual(*got, resp) {
+			t.Fatalf("decoded response changed when its input was overwritten: %+v", *got)
+		}
+	}
 }
 
 // TestForwardCompatible checks that fields appended by a newer peer are skipped.
