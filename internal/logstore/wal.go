@@ -47,10 +47,12 @@ import (
 // Space. A segment can go once no group's log points into it, and only the
 // oldest, in order: a delete in a younger segment may be what keeps an entry
 // of an older one dead on replay. Raft compacts each group's log from its head,
-// so old segments empty by themselves, except for groups that stopped
-// writing; the writer copies the live records of the oldest segment forward
-// into its commits, a bounded amount per commit, once that segment is mostly
-// dead or the WAL has grown past maxSegments.
+// so old segments empty by themselves, except for records of groups that
+// stopped writing; once at least half of the WAL is dead, the writer copies
+// the live records of the oldest segment forward into its commits, a bounded
+// amount per commit, so that it and the dead ones behind it can go. The WAL
+// stays within about twice what raft keeps (TrailingLogs and
+// SnapshotThreshold entries per group), plus a segment.
 //
 // Crashes. A frame is written and fdatasynced before its commit is
 // acknowledged, and the next is written only after, so only the last frame
@@ -70,9 +72,6 @@ const (
 	// defaultSegmentSize is the preallocation of a segment: writes into
 	// allocated blocks leave fdatasync only the data to flush.
 	defaultSegmentSize = 64 << 20
-	// maxSegments is the WAL size, in segments, past which the oldest is
-	// copied forward even when most of it is live.
-	maxSegments = 8
 	// copyBudget bounds the bytes of the oldest segment scanned per commit
 	// when copying forward, and so the latency a commit can gain from it.
 	copyBudget = 256 << 10
@@ -551,14 +550,22 @@ func (w *wal) dropDeadSegments() error {
 }
 
 // shouldCopy reports whether the oldest segment's live records should be
-// copied forward: it is not the one written to, and it is mostly dead or the
-// WAL is long.
+// copied forward: it is not the one written to, and at least half of the
+// WAL is dead. Raft compacts each log from its head, so under load the
+// oldest segments die by themselves and are removed without copying; what
+// this catches is dead space held behind records that stay live (a group that
+// stopped writing). Copying never runs while most of the WAL is live: that
+// would rewrite what raft still holds, over and over, and free nothing.
 func (w *wal) shouldCopy() bool {
 	if len(w.segs) < 3 {
 		return false
 	}
-	old := w.segs[0]
-	return old.liveBytes*2 <= old.size || len(w.segs) > maxSegments
+	var live, size int64
+	for _, seg := range w.segs {
+		live += seg.liveBytes
+		size += seg.size
+	}
+	return live*2 <= size
 }
 
 // scanOldest reads the frames of the oldest segment from the cursor on, up

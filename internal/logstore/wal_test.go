@@ -223,6 +223,24 @@ func TestWALReclaimsSpace(t *testing.T) {
 	}
 }
 
+// A log that raft has not compacted is live: however many segments it fills,
+// nothing is copied (copying would rewrite it forever and free nothing).
+func TestWALDoesNotCopyLiveLogs(t *testing.T) {
+	smallSegments(t, 16<<10)
+	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true})
+	a, b := group(t, s, 1), group(t, s, 2)
+	for i := uint64(1); i <= 1500; i++ {
+		for _, g := range []*GroupStore{a, b} {
+			l := entry(g.ID(), i, 1)
+			l.Data = append(l.Data, make([]byte, 200)...)
+			mustOK(t, g.StoreLog(l))
+		}
+	}
+	if st := s.Stats(); st.CopiedLogs != 0 || st.Segments < 20 {
+		t.Fatalf("Stats: %d logs copied forward over %d segments; want none copied over at least 20", st.CopiedLogs, st.Segments)
+	}
+}
+
 // Bytes on disk are not trusted: corruption is ErrCorrupt, except a torn
 // last frame, which was never acknowledged and is cut off.
 func TestWALCorruption(t *testing.T) {
