@@ -335,6 +335,12 @@ func (p *appendPeer) dial() (*appendConn, error) {
 		c.Close()
 		return nil, errAppendClosed
 	}
+	return a.run(c, (*appendConn).readResponses), nil
+}
+
+// run starts the writer of connection c and its reader, read; the connection is
+// untracked once read returns.
+func (a *appender) run(c net.Conn, read func(*appendConn)) *appendConn {
 	ac := newAppendConn(c)
 	a.wg.Add(2)
 	go func() {
@@ -344,9 +350,9 @@ func (p *appendPeer) dial() (*appendConn, error) {
 	go func() {
 		defer a.wg.Done()
 		defer a.untrack(c)
-		ac.readResponses()
+		read(ac)
 	}()
-	return ac, nil
+	return ac
 }
 
 // readResponses hands each response to its request until the connection fails.
@@ -387,17 +393,7 @@ func (a *appender) accept() {
 			c.Close()
 			return
 		}
-		ac := newAppendConn(c)
-		a.wg.Add(2)
-		go func() {
-			defer a.wg.Done()
-			ac.writeLoop(a.timeout)
-		}()
-		go func() {
-			defer a.wg.Done()
-			defer a.untrack(c)
-			a.serve(ac)
-		}()
+		a.run(c, a.serve)
 	}
 }
 

@@ -158,16 +158,20 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	// Raft reads every entry back soon after storing it: followers to apply what
 	// committed, leaders to replicate. The cache answers those reads from memory
 	// (measured: 6% of a loaded node's CPU went to bbolt read transactions for them).
-	cached, err := raft.NewLogCache(logCacheEntries, logs)
-	if err != nil {
+	abandon := func() {
+		close(stop) // ends the transport's forwarder and any delivery in progress
+		n.appender.setConsumer(gid, nil, nil)
 		trans.Close()
 		state.Close()
+	}
+	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	if err != nil {
+		abandon()
 		return nil, err
 	}
 	r, err := raft.NewRaft(rc, groupFSM{state, logs, n.cfg.Metrics}, cached, logs, snaps, trans)
 	if err != nil {
-		trans.Close()
-		state.Close()
+		abandon()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	// A leader's appends return before their fsync; see groupFSM for why that is safe.
