@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,11 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/ports"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -146,14 +147,15 @@ type procCluster struct {
 	hc    *http.Client
 }
 
+// freeAddr returns a loopback address nothing listens on right now, below the
+// ephemeral ports (see internal/ports).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := ports.Free(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs[0]
 }
 
 func newProcCluster(t *testing.T, n, groups int) *procCluster {
@@ -299,10 +301,21 @@ func TestKillLeaderProcess(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	attempted := map[string]bool{}
+	// Each key gets 30 s to be acknowledged, a whole run of keys 90 s: a cluster that
+	// stops taking writes fails the test (with the nodes' logs) instead of hanging it.
+	var stuck atomic.Bool
 	writer := func(prefix string, n int) {
-		for i := 0; i < n; i++ {
+		phase := time.Now().Add(90 * time.Second)
+		for i := 0; i < n && !stuck.Load(); i++ {
 			key := fmt.Sprintf("%s%04d", prefix, i)
 			deadline := time.Now().Add(30 * time.Second)
+			if deadline.After(phase) {
+				deadline = phase
+			}
+			if !time.Now().Before(deadline) {
+				stuck.Store(true)
+				return
+			}
 			for time.Now().Before(deadline) {
 				mu.Lock()
 				attempted[key] = true
@@ -318,6 +331,9 @@ func TestKillLeaderProcess(t *testing.T) {
 		}
 	}
 	writer("a", 100)
+	if stuck.Load() {
+		t.Fatalf("writes are not acknowledged")
+	}
 	victim := pc.leaderOf(gid)
 	// Writes in flight while the leader dies.
 	var wg sync.WaitGroup
@@ -326,6 +342,9 @@ func TestKillLeaderProcess(t *testing.T) {
 	waitFor(t, 10*time.Second, "writes to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 120 })
 	pc.kill(victim)
 	wg.Wait()
+	if stuck.Load() {
+		t.Fatalf("writes stopped being acknowledged after the leader was killed")
+	}
 	newLeader := pc.leaderOf(gid)
 	if newLeader == victim {
 		t.Fatalf("dead node still leads")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/ports"
 	"github.com/duro-db/duro/raftgroup"
 )
 
@@ -98,20 +98,18 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second}}
-	// The nodes' ports stay reserved while the proxies take ports of their own, so
-	// that none of those can land on a node's; they are released just before the nodes
-	// start.
-	ports, release, err := reservePorts(2 * cfg.Nodes)
+	// Below the ephemeral ports, where neither the proxies (which bind port 0) nor any
+	// connection's source port can land before the nodes bind them.
+	addrs, err := ports.Free(2 * cfg.Nodes)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
 	for i := range cfg.Nodes {
 		n := &Node{
 			ID:      fmt.Sprintf("n%d", i+1),
 			Index:   i,
-			Listen:  ports[2*i],
-			HTTP:    ports[2*i+1],
+			Listen:  addrs[2*i],
+			HTTP:    addrs[2*i+1],
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1)),
 			LogPath: filepath.Join(cfg.Dir, fmt.Sprintf("n%d.log", i+1)),
 		}
@@ -138,7 +136,6 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			c.links[i][j] = p
 		}
 	}
-	release()
 	for _, n := range c.Nodes {
 		if err := c.Start(n.Index); err != nil {
 			c.Close()
@@ -146,28 +143,6 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 	}
 	return c, ctx.Err()
-}
-
-// reservePorts returns n distinct free loopback addresses, held by listeners until
-// release (idempotent) closes them.
-func reservePorts(n int) (addrs []string, release func(), err error) {
-	var lns []net.Listener
-	release = func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-		lns = nil
-	}
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, release, nil
 }
 
 // Endpoints returns the client addresses of every node, for client.Dial.

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duro-db/duro/internal/ports"
 )
 
 // duro dev --once starts a cluster, makes its first call, prints the result and exits 0.
@@ -27,7 +29,7 @@ func TestDevOnce(t *testing.T) {
 		}
 	}
 	// Its nodes have stopped: every port is free again.
-	if !portsFree(base+1, base+2, base+3, base+81, base+82, base+83) {
+	if !ports.Available(base+1, base+2, base+3, base+81, base+82, base+83) {
 		t.Errorf("ports of the stopped dev cluster still in use")
 	}
 }

@@ -5,12 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro"
+	"github.com/duro-db/duro/internal/ports"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -116,46 +114,26 @@ func eventually(t testing.TB, d time.Duration, cond func() error) {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
+// freeAddr returns a loopback address nothing listens on right now, below the
+// ephemeral ports (see internal/ports).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := ports.Free(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs[0]
 }
 
 // freeBasePort returns a base port B for `duro dev` such that B+1..B+3 and B+81..B+83
-// are free right now. The range is random, so that parallel tests rarely race for it.
+// are free right now.
 func freeBasePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(40000)
-		if portsFree(base+1, base+2, base+3, base+81, base+82, base+83) {
-			return base
-		}
+	base, err := ports.FreeBase(1, 2, 3, 81, 82, 83)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range found")
-	return 0
-}
-
-func portsFree(ports ...int) bool {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for _, p := range ports {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			return false
-		}
-		lns = append(lns, ln)
-	}
-	return true
+	return base
 }
 
 // testCluster is an in-process cluster serving the stock classes (this package's init

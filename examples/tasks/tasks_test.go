@@ -7,8 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duro-db/duro/internal/ports"
 )
 
 func TestExampleEndToEnd(t *testing.T) {
@@ -136,35 +136,14 @@ func goBuild(t *testing.T, out, dir string) {
 }
 
 // freeBasePort returns a base port B such that the -dev cluster's ports B+1..B+3 and
-// B+81..B+83 are free right now. (Another process may take one before the server
-// binds it; the range is random so that is unlikely, and the test then fails loudly.)
+// B+81..B+83 are free right now (see internal/ports).
 func freeBasePort(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(40000)
-		if portsFree(base+1, base+2, base+3, base+81, base+82, base+83) {
-			return base
-		}
+	base, err := ports.FreeBase(1, 2, 3, 81, 82, 83)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range found")
-	return 0
-}
-
-func portsFree(ports ...int) bool {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for _, p := range ports {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			return false
-		}
-		lns = append(lns, ln)
-	}
-	return true
+	return base
 }
 
 // syncBuffer is a bytes.Buffer that a process may write while the test reads it.
