@@ -12,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/values"
 	"github.com/duro-db/duro/internal/wire"
 )
 
@@ -236,21 +237,9 @@ func timeoutMillis(ctx context.Context) uint64 {
 	return uint64(max(time.Until(dl).Milliseconds(), 1))
 }
 
-// marshal and unmarshal use the encoding the node uses for arguments and results:
-// msgpack naming struct fields by their `json` tags. Their encoder and decoder state is
-// pooled; marshal's one allocation is its result, sized exactly.
-func marshal(v any) ([]byte, error) {
-	m := marshalers.Get().(*marshaler)
-	m.buf.Reset()
-	if err := m.enc.Encode(v); err != nil {
-		return nil, err // not put back: a custom encoder may have left it in any state
-	}
-	b := bytes.Clone(m.buf.Bytes())
-	if m.buf.Cap() <= maxPooledBuffer {
-		marshalers.Put(m)
-	}
-	return b, nil
-}
+// marshal and unmarshal use the encoding the node uses for arguments and results
+// (internal/values). The decoder's state is pooled.
+func marshal(v any) ([]byte, error) { return values.Marshal(v) }
 
 func unmarshal(b []byte, out any) (err error) {
 	defer func() {
@@ -268,22 +257,6 @@ func unmarshal(b []byte, out any) (err error) {
 	return nil
 }
 
-type marshaler struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
-}
-
-var marshalers = sync.Pool{New: func() any {
-	m := &marshaler{enc: msgpack.NewEncoder(nil)}
-	m.enc.Reset(&m.buf) // Reset clears the options: set them after it.
-	m.enc.SetCustomStructTag("json")
-	m.enc.UseCompactInts(true)
-	return m
-}}
-
-// maxPooledBuffer keeps the buffers of large arguments out of the pool.
-const maxPooledBuffer = 64 << 10
-
 type unmarshaler struct {
 	r   bytes.Reader
 	dec *msgpack.Decoder
@@ -292,6 +265,6 @@ type unmarshaler struct {
 var unmarshalers = sync.Pool{New: func() any {
 	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
 	u.dec.Reset(&u.r)
-	u.dec.SetCustomStructTag("json")
+	u.dec.SetCustomStructTag(values.StructTag)
 	return u
 }}

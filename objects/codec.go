@@ -7,45 +7,16 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/duro-db/duro/internal/values"
 )
 
-// The wire and storage encoding is msgpack that honours `json` struct tags, so users write
-// one set of tags for msgpack (SDK, storage) and JSON (the CLI). The Go SDK must encode
-// with the same settings: SetCustomStructTag("json").
-const structTag = "json"
+// The wire and storage encoding is internal/values': msgpack that honours `json` struct
+// tags, shared with the Go SDK.
+const structTag = values.StructTag
 
-// marshal encodes v as msgpack with compact integers. Every written value and every result
-// is encoded here: the encoder and its buffer are pooled, and the one allocation left is
-// the result, sized exactly.
-func marshal(v any) ([]byte, error) {
-	m := marshalers.Get().(*marshaler)
-	m.buf.Reset()
-	if err := m.enc.Encode(v); err != nil {
-		// Not put back: a user's encoder may have left it in any state.
-		return nil, err
-	}
-	b := bytes.Clone(m.buf.Bytes())
-	if m.buf.Cap() <= maxPooledBuffer {
-		marshalers.Put(m)
-	}
-	return b, nil
-}
-
-type marshaler struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
-}
-
-var marshalers = sync.Pool{New: func() any {
-	m := &marshaler{enc: msgpack.NewEncoder(nil)}
-	m.enc.Reset(&m.buf) // Reset clears the options: set them after it.
-	m.enc.SetCustomStructTag(structTag)
-	m.enc.UseCompactInts(true)
-	return m
-}}
-
-// maxPooledBuffer keeps the buffers of large values out of the pool.
-const maxPooledBuffer = 64 << 10
+// marshal encodes v as msgpack with compact integers (values.Marshal).
+func marshal(v any) ([]byte, error) { return values.Marshal(v) }
 
 // unmarshal decodes msgpack b into out. strict rejects fields out does not have (used for
 // call arguments, where a misspelt field is a caller's bug; stored values are decoded
