@@ -1,15 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sync"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/duro-db/duro/internal/objid"
 	"github.com/duro-db/duro/internal/values"
@@ -238,33 +234,10 @@ func timeoutMillis(ctx context.Context) uint64 {
 }
 
 // marshal and unmarshal use the encoding the node uses for arguments and results
-// (internal/values). The decoder's state is pooled.
+// (internal/values).
 func marshal(v any) ([]byte, error) { return values.Marshal(v) }
 
-func unmarshal(b []byte, out any) (err error) {
-	defer func() {
-		if p := recover(); p != nil { // the result comes from the network
-			err = fmt.Errorf("decoder panicked: %v", p)
-		}
-	}()
-	u := unmarshalers.Get().(*unmarshaler)
-	u.r.Reset(b)
-	if err := u.dec.Decode(out); err != nil {
-		return err // not put back: the decoder may be in any state
-	}
-	u.r.Reset(nil)
-	unmarshalers.Put(u)
-	return nil
+func unmarshal(b []byte, out any) error {
+	_, err := values.Unmarshal(b, out, false)
+	return err
 }
-
-type unmarshaler struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
-}
-
-var unmarshalers = sync.Pool{New: func() any {
-	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
-	u.dec.Reset(&u.r)
-	u.dec.SetCustomStructTag(values.StructTag)
-	return u
-}}

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sync"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/duro-db/duro/internal/values"
 )
 
-// The wire and storage encoding is internal/values': msgpack that honours `json` struct
+// The wire and storage encoding is internal/values's: msgpack that honours `json` struct
 // tags, shared with the Go SDK.
 const structTag = values.StructTag
 
@@ -24,41 +21,19 @@ func marshal(v any) ([]byte, error) { return values.Marshal(v) }
 // bytes are an error. checkMsgpack runs first, so hostile headers cannot make the decoder
 // allocate or recurse without bound. A panic inside the decoder (msgpack on hostile input,
 // or a user's custom decoder) is returned as an error: b may come from the network.
-func unmarshal(b []byte, out any, strict bool) (err error) {
+func unmarshal(b []byte, out any, strict bool) error {
 	if err := checkMsgpack(b); err != nil {
 		return err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoder panicked: %v", p)
-		}
-	}()
-	u := unmarshalers.Get().(*unmarshaler)
-	u.r.Reset(b)
-	u.dec.DisallowUnknownFields(strict)
-	if err := u.dec.Decode(out); err != nil {
-		return err // not put back: the decoder may be in any state
+	n, err := values.Unmarshal(b, out, strict)
+	if err != nil {
+		return err
 	}
-	n := u.r.Len()
-	u.r.Reset(nil)
-	unmarshalers.Put(u)
 	if n > 0 {
 		return fmt.Errorf("%d trailing bytes after the value", n)
 	}
 	return nil
 }
-
-type unmarshaler struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
-}
-
-var unmarshalers = sync.Pool{New: func() any {
-	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
-	u.dec.Reset(&u.r) // a *bytes.Reader is read directly, without buffering ahead
-	u.dec.SetCustomStructTag(structTag)
-	return u
-}}
 
 // decodeArgs decodes a call's arguments into in (a pointer). Empty arguments leave the
 // zero value, so methods whose input is a struct{} need none.

@@ -1,4 +1,4 @@
-// Package values is the one encoder of user values (call arguments, results, stored
+// Package values is the one encoder and decoder of user values (call arguments, results, stored
 // values) shared by the node (objects) and the Go SDK (client): msgpack with compact
 // integers, naming struct fields by their `json` tags, so that users write one set of
 // tags for msgpack and JSON (the CLI). Both sides must encode alike; this package is
@@ -7,6 +7,7 @@ package values
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -46,3 +47,37 @@ var marshalers = sync.Pool{New: func() any {
 
 // maxPooledBuffer keeps the buffers of large values out of the pool.
 const maxPooledBuffer = 64 << 10
+
+// Unmarshal decodes the value at the start of b into out, rejecting struct fields out
+// does not have if strict, and returns how many bytes of b follow the value (the caller
+// decides whether that is an error). A panic inside the decoder (msgpack on hostile
+// input, or a user's custom decoder) is returned as an error. The decoder is pooled.
+func Unmarshal(b []byte, out any, strict bool) (rest int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panicked: %v", p)
+		}
+	}()
+	u := unmarshalers.Get().(*unmarshaler)
+	u.r.Reset(b)
+	u.dec.DisallowUnknownFields(strict)
+	if err := u.dec.Decode(out); err != nil {
+		return 0, err // not put back: the decoder may be in any state
+	}
+	rest = u.r.Len()
+	u.r.Reset(nil)
+	unmarshalers.Put(u)
+	return rest, nil
+}
+
+type unmarshaler struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var unmarshalers = sync.Pool{New: func() any {
+	u := &unmarshaler{dec: msgpack.NewDecoder(nil)}
+	u.dec.Reset(&u.r) // a *bytes.Reader is read directly, without buffering ahead
+	u.dec.SetCustomStructTag(StructTag)
+	return u
+}}
