@@ -271,7 +271,12 @@ func (ga *groupAlarms) scan(now int64) error {
 	lookahead := ga.rt.opts.AlarmLookahead
 	ga.mu.Lock()
 	ga.rescan = false
-	ga.nextScan = now + int64(lookahead/2)
+	// The next periodic scan comes at the next multiple of lookahead/2 on the clock, not
+	// lookahead/2 from now: every group this node leads then rescans in the same wakeup,
+	// which is what an idle node's CPU is spent on. It is at most lookahead/2 away, so
+	// this scan's horizon (now+lookahead) still covers the time until it.
+	step := max(int64(lookahead/2), 1)
+	ga.nextScan = (now/step + 1) * step
 	ga.mu.Unlock()
 
 	type found struct {
