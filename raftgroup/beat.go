@@ -32,8 +32,17 @@ import (
 // their heartbeat calls from the peer's latest round, when it is at most `fresh` old, and
 // otherwise makes them wait for the next round. So raft sees the same facts (the follower
 // accepted this term, at most `fresh` ago) and keeps its failure detection and leader lease.
-// While a group leads, its raft runs with Timing.LeaderHeartbeatTimeout, so those calls
-// come every 300-600 ms rather than 100-200 ms; followers do not depend on them.
+//
+// An idle node's CPU is its wakeups: each costs thread switches in the kernel and the Go
+// scheduler, however little it then does. So every periodic thing falls on one tick per
+// interval, a multiple of it on the wall clock (ticker): the rounds to every peer, and,
+// since peers' clocks agree to well within an interval, the rounds from them. At the same
+// tick each group this node leads asks its raft for heartbeats (pumpHeartbeats calls
+// VerifyLeader, whose only effect we want is to wake raft's heartbeat goroutines), which
+// the latest round answers. The contact times those calls refresh then fall on ticks too,
+// and so do raft's leader-lease checks, which it schedules a lease after the oldest
+// contact. Raft's own heartbeat timer, Timing.LeaderHeartbeatTimeout/10 or more, is
+// longer than the interval, so it fires only if the ticks stop.
 //
 // Linearizable reads must not use an answer that may predate them. ReadIndex therefore
 // confirms leadership with confirm, which waits for rounds that START after it was called
@@ -55,7 +64,8 @@ type beats struct {
 	closed   bool
 	peers    map[string]*beatPeer
 	handlers map[uint64]func(raft.RPC)
-	conns    map[net.Conn]struct{} // accepted connections
+	pumps    map[uint64]chan<- struct{} // groups this node leads: ask for heartbeats each tick
+	conns    map[net.Conn]struct{}      // accepted connections
 
 	ln   net.Listener
 	stop chan struct{}
@@ -78,13 +88,50 @@ func newBeats(n *Node) *beats {
 		leaderAddr: []byte(n.mux.Advertise().String()),
 		peers:      map[string]*beatPeer{},
 		handlers:   map[uint64]func(raft.RPC){},
+		pumps:      map[uint64]chan<- struct{}{},
 		conns:      map[net.Conn]struct{}{},
 		ln:         n.mux.BeatListener(),
 		stop:       make(chan struct{}),
 	}
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.accept()
+	go b.ticker()
 	return b
+}
+
+// ticker starts the periodic round to every peer, and asks every group this node leads
+// for heartbeats, at the same instants: multiples of interval on the wall clock.
+func (b *beats) ticker() {
+	defer b.wg.Done()
+	t := time.NewTimer(untilTick(time.Now(), b.interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		for _, p := range b.peers {
+			select {
+			case p.tick <- struct{}{}:
+			default: // still in the last round
+			}
+		}
+		for _, ch := range b.pumps {
+			select {
+			case ch <- struct{}{}:
+			default: // still asking
+			}
+		}
+		b.mu.Unlock()
+		t.Reset(untilTick(time.Now(), b.interval))
+	}
+}
+
+// untilTick is the time from now to the next multiple of interval on the wall clock.
+func untilTick(now time.Time, interval time.Duration) time.Duration {
+	return interval - time.Duration(now.UnixNano()%int64(interval))
 }
 
 // close stops every round, fails every waiter and closes every connection.
@@ -115,6 +162,18 @@ func (b *beats) setHandler(gid uint64, h func(raft.RPC)) {
 	}
 }
 
+// setPump records (or with nil, removes) the channel that asks group gid, which this node
+// leads, for heartbeats each tick.
+func (b *beats) setPump(gid uint64, ch chan<- struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ch == nil {
+		delete(b.pumps, gid)
+	} else {
+		b.pumps[gid] = ch
+	}
+}
+
 // peer returns the round sender for node id, starting it on first use.
 func (b *beats) peer(id string) (*beatPeer, error) {
 	b.mu.Lock()
@@ -124,7 +183,7 @@ func (b *beats) peer(id string) (*beatPeer, error) {
 	}
 	p := b.peers[id]
 	if p == nil {
-		p = &beatPeer{b: b, id: id, kick: make(chan struct{}, 1), entries: map[uint64]*beatEntry{}}
+		p = &beatPeer{b: b, id: id, tick: make(chan struct{}, 1), kick: make(chan struct{}, 1), entries: map[uint64]*beatEntry{}}
 		b.peers[id] = p
 		b.wg.Add(1)
 		go p.run()
@@ -191,6 +250,7 @@ func (b *beats) confirm(gid, term uint64, peers []string, need int, stop <-chan 
 type beatPeer struct {
 	b    *beats
 	id   string
+	tick chan struct{} // capacity 1: the periodic round is due (beats.ticker)
 	kick chan struct{} // capacity 1: a round is wanted now
 
 	mu      sync.Mutex
@@ -284,14 +344,12 @@ func (p *beatPeer) await(w *beatWait, e *beatEntry, gid, term uint64, stop <-cha
 
 func (p *beatPeer) run() {
 	defer p.b.wg.Done()
-	t := time.NewTicker(p.b.interval)
-	defer t.Stop()
 	for {
 		select {
 		case <-p.b.stop:
 			p.closeConn()
 			return
-		case <-t.C:
+		case <-p.tick:
 		case <-p.kick:
 		}
 		p.round()

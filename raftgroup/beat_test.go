@@ -107,3 +107,62 @@ func TestLeaderRunsWithStretchedHeartbeats(t *testing.T) {
 		return true
 	})
 }
+
+// Leaders heartbeat on the node's round ticks, not on raft's own timer: with that timer
+// stretched far past the leader lease, a leader whose raft depended on it would find its
+// followers' contact stale at the next lease check and step down.
+func TestLeadersHeartbeatOnTheTicks(t *testing.T) {
+	tm := fastTiming()
+	tm.BalanceInterval = time.Hour // no leadership transfers while we watch
+	tm.CommitTimeout = time.Hour   // nor idle appends, which refresh contact too
+	c := newCluster(t, 3, withGroups(4), withTiming(tm))
+	c.waitAllLeaders()
+	type lead struct {
+		node string
+		term uint64
+	}
+	leaders := map[uint64]lead{}
+	for _, n := range c.nodes {
+		for _, g := range n.Groups() {
+			if g.Raft().State() != raft.Leader {
+				continue
+			}
+			rc := g.Raft().ReloadableConfig()
+			rc.HeartbeatTimeout, rc.ElectionTimeout = 40*tm.LeaderLeaseTimeout, 40*tm.LeaderLeaseTimeout
+			if err := g.Raft().ReloadConfig(rc); err != nil {
+				t.Fatal(err)
+			}
+			leaders[g.ID()] = lead{n.cfg.ID, g.Raft().CurrentTerm()}
+		}
+	}
+	if len(leaders) != 5 {
+		t.Fatalf("%d leaders, want 5 (meta and 4 data groups)", len(leaders))
+	}
+	// Raft's own heartbeats now come every 4-8 leases: without the ticks, every leader
+	// would step down within about two leases.
+	time.Sleep(8 * tm.LeaderLeaseTimeout)
+	for _, n := range c.nodes {
+		for _, g := range n.Groups() {
+			l := leaders[g.ID()]
+			if l.node != n.cfg.ID {
+				continue
+			}
+			if g.Raft().State() != raft.Leader || g.Raft().CurrentTerm() != l.term {
+				t.Errorf("group %d: %s no longer leads term %d (%v, term %d)", g.ID(), n.cfg.ID, l.term, g.Raft().State(), g.Raft().CurrentTerm())
+			}
+		}
+	}
+}
+
+func TestUntilTick(t *testing.T) {
+	iv := 300 * time.Millisecond
+	for _, tc := range []struct {
+		at   time.Duration // after a multiple of iv
+		want time.Duration
+	}{{0, iv}, {1, iv - 1}, {100 * time.Millisecond, 200 * time.Millisecond}, {iv - 1, 1}} {
+		now := time.Unix(1800000000, 0).Add(tc.at) // a multiple of 300 ms
+		if got := untilTick(now, iv); got != tc.want {
+			t.Errorf("untilTick(+%v) = %v, want %v", tc.at, got, tc.want)
+		}
+	}
+}

@@ -77,11 +77,13 @@ type Timing struct {
 	// LeaderHeartbeatTimeout is the HeartbeatTimeout a group's raft runs with while it
 	// leads (raft.ReloadConfig); followers and candidates run with HeartbeatTimeout.
 	// A leader's raft uses it only to pace its heartbeat goroutines (one per follower,
-	// every tenth to fifth of it) and to cap their retry back-off. Followers hear from
-	// the leader through the coalesced rounds (beat.go), not those calls, so stretching it
-	// leaves failover alone and cuts an idle node's wakeups; the calls still refresh the
-	// contact times raft's leader lease checks, so a fifth of it must stay well inside
-	// LeaderLeaseTimeout. Default: 3 × LeaderLeaseTimeout (3s), less when the lease is short.
+	// every tenth to fifth of it) and to cap their retry back-off. Those goroutines are
+	// driven by the node's round ticks instead (beat.go: every HeartbeatTimeout/3 a leader
+	// asks its raft for heartbeats), so raft's own timer, stretched past the tick, is only
+	// the fallback; followers hear from the leader through the coalesced rounds, so
+	// stretching it leaves failover alone. Should the ticks stop, raft's timer must still
+	// refresh the contact times its leader lease checks, so a fifth of it stays inside
+	// LeaderLeaseTimeout. Default: 4 × LeaderLeaseTimeout (4s), less when the lease is short.
 	LeaderHeartbeatTimeout time.Duration
 	CommitTimeout          time.Duration
 	SnapshotInterval       time.Duration
@@ -120,10 +122,10 @@ func (t Timing) withDefaults() Timing {
 	set(&t.SnapshotInterval, d.SnapshotInterval)
 	set(&t.BalanceInterval, d.BalanceInterval)
 	if t.LeaderHeartbeatTimeout <= 0 {
-		// Stretch up to 3×, keeping raft's longest heartbeat gap (a fifth of it) at least
-		// max(lease/3, 100ms) inside the lease; short test timings are not stretched.
-		margin := max(t.LeaderLeaseTimeout/3, 100*time.Millisecond)
-		t.LeaderHeartbeatTimeout = max(t.HeartbeatTimeout, min(3*t.LeaderLeaseTimeout, 5*(t.LeaderLeaseTimeout-margin)))
+		// Stretch up to 4×, keeping raft's longest heartbeat gap (a fifth of it) at least
+		// max(lease/5, 50ms) inside the lease; short test timings are not stretched.
+		margin := max(t.LeaderLeaseTimeout/5, 50*time.Millisecond)
+		t.LeaderHeartbeatTimeout = max(t.HeartbeatTimeout, min(4*t.LeaderLeaseTimeout, 5*(t.LeaderLeaseTimeout-margin)))
 	}
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = d.SnapshotThreshold
@@ -242,8 +244,8 @@ func (c Config) Validate() error {
 	if t.LeaderHeartbeatTimeout < t.HeartbeatTimeout {
 		return bad("leader heartbeat timeout (%v) is below heartbeat timeout (%v)", t.LeaderHeartbeatTimeout, t.HeartbeatTimeout)
 	}
-	if t.LeaderHeartbeatTimeout > t.HeartbeatTimeout && t.LeaderHeartbeatTimeout/5 > 2*t.LeaderLeaseTimeout/3 {
-		return bad("leader heartbeat timeout (%v) is too long for the leader lease (%v): raft's heartbeats, every fifth of it at most, must refresh the lease well within it",
+	if t.LeaderHeartbeatTimeout > t.HeartbeatTimeout && t.LeaderHeartbeatTimeout/5 > 4*t.LeaderLeaseTimeout/5 {
+		return bad("leader heartbeat timeout (%v) is too long for the leader lease (%v): raft's own heartbeats, every fifth of it at most, must refresh the lease well within it",
 			t.LeaderHeartbeatTimeout, t.LeaderLeaseTimeout)
 	}
 	return nil

@@ -49,6 +49,8 @@ type Group struct {
 	readPending []chan error
 	readRunning bool
 
+	pump chan struct{} // (1) the node's round ticker: ask raft for heartbeats now
+
 	stop chan struct{}
 	done sync.WaitGroup
 }
@@ -365,6 +367,28 @@ func (g *Group) leaderTiming(leader bool) {
 	}
 	if err := g.raft.ReloadConfig(rc); err != nil {
 		g.log.Warn("cannot set raft's heartbeat timeout", "leader", leader, "err", err)
+	}
+	if leader {
+		g.node.beats.setPump(g.id, g.pump)
+	} else {
+		g.node.beats.setPump(g.id, nil)
+	}
+}
+
+// pumpHeartbeats asks raft for heartbeats each time the node's round ticker says so,
+// while this group leads (beat.go says why). VerifyLeader is used only for that side
+// effect: its answer, which the node's cached round acks may give, is not a read
+// guarantee (ReadIndex confirms leadership itself), so nobody waits for it. It blocks only
+// if raft's main loop stops taking requests, and returns once raft shuts down.
+func (g *Group) pumpHeartbeats() {
+	defer g.done.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.pump:
+			g.raft.VerifyLeader()
+		}
 	}
 }
 

@@ -177,7 +177,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	// A leader's appends return before their fsync; see groupFSM for why that is safe.
 	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
-		failed: map[raft.ServerID]bool{}, stop: stop}
+		failed: map[raft.ServerID]bool{}, pump: make(chan struct{}, 1), stop: stop}
 	for _, id := range n.placement.Replicas[gid] {
 		if id != n.cfg.ID {
 			g.peers = append(g.peers, id)
@@ -210,9 +210,10 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		}
 		return false
 	}))
-	g.done.Add(2)
+	g.done.Add(3)
 	go g.watchLeadership()
 	go g.watchHeartbeats(obs)
+	go g.pumpHeartbeats()
 	return g, nil
 }
 
@@ -231,6 +232,7 @@ func (g *Group) shutdown() {
 	}
 	g.done.Wait()
 	g.node.beats.setHandler(g.id, nil)
+	g.node.beats.setPump(g.id, nil)
 	if c, ok := g.trans.(interface{ Close() error }); ok {
 		c.Close()
 	}

@@ -260,7 +260,7 @@ func TestConfigValidation(t *testing.T) {
 		{"leader heartbeat below follower", Config{ID: "a", DataDir: "d", Peers: peers,
 			Timing: Timing{HeartbeatTimeout: time.Second, LeaderHeartbeatTimeout: 500 * time.Millisecond}}},
 		{"leader heartbeat past the lease", Config{ID: "a", DataDir: "d", Peers: peers,
-			Timing: Timing{LeaderLeaseTimeout: time.Second, LeaderHeartbeatTimeout: 4 * time.Second}}},
+			Timing: Timing{LeaderLeaseTimeout: time.Second, LeaderHeartbeatTimeout: 5 * time.Second}}},
 	} {
 		if err := tc.cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: err %v, want ErrInvalidConfig", tc.name, err)
