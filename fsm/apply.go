@@ -152,8 +152,8 @@ type applier struct {
 	clock      int64
 	batchClock int64 // clock at the start of the batch, to know whether to persist it
 
-	meta, objects, objectMeta, alarms              *bolt.Bucket
-	dedup, dedupExpiry, dedupClients, dedupPending *bolt.Bucket
+	meta, objects, alarms            *bolt.Bucket
+	dedup, dedupExpiry, dedupPending *bolt.Bucket
 
 	cmd       Command  // decoded entry; its slices alias the log entry's Data
 	ops       []Op     // backing array of cmd.Ops, kept across entries and batches
@@ -162,21 +162,20 @@ type applier struct {
 	dedupKey  [ClientIDLen + 8]byte
 	expiryKey [8 + ClientIDLen + 8]byte
 	alarmKey  [8 + IDLen]byte
+	objectKey []byte // scratch for object ID ‖ key (bbolt copies the keys it keeps)
 	client    [ClientIDLen]byte
 }
 
 func (a *applier) begin(tx *bolt.Tx) {
 	a.meta = tx.Bucket(bucketMeta)
 	a.objects = tx.Bucket(bucketObjects)
-	a.objectMeta = tx.Bucket(bucketObjectMeta)
 	a.alarms = tx.Bucket(bucketAlarms)
 	a.dedup = tx.Bucket(bucketDedup)
 	a.dedupExpiry = tx.Bucket(bucketDedupExpiry)
-	a.dedupClients = tx.Bucket(bucketDedupClients)
 	a.dedupPending = tx.Bucket(bucketDedupPending)
 	a.batchClock = a.clock
-	if a.meta == nil || a.objects == nil || a.objectMeta == nil || a.alarms == nil ||
-		a.dedup == nil || a.dedupExpiry == nil || a.dedupClients == nil || a.dedupPending == nil {
+	if a.meta == nil || a.objects == nil || a.alarms == nil ||
+		a.dedup == nil || a.dedupExpiry == nil || a.dedupPending == nil {
 		panic("fsm: layout checked at open has lost a bucket")
 	}
 }
@@ -184,8 +183,8 @@ func (a *applier) begin(tx *bolt.Tx) {
 // end drops the batch's references: the scratch command must not keep the batch's log
 // entries alive (the open transaction may: values it was given alias them until commit).
 func (a *applier) end() {
-	a.meta, a.objects, a.objectMeta, a.alarms = nil, nil, nil, nil
-	a.dedup, a.dedupExpiry, a.dedupClients, a.dedupPending = nil, nil, nil, nil
+	a.meta, a.objects, a.alarms = nil, nil, nil
+	a.dedup, a.dedupExpiry, a.dedupPending = nil, nil, nil
 	clear(a.ops[:cap(a.ops)])
 	a.cmd = Command{}
 }
@@ -270,7 +269,7 @@ func (a *applier) apply(index uint64, data []byte, res *Result) error {
 			res.Result = bytes.Clone(v[8:])
 			return nil
 		}
-		if rec, err = decodeClientRecord(a.dedupClients.Get(c.Client)); err != nil {
+		if rec, err = decodeClientRecord(a.dedup.Get(c.Client)); err != nil {
 			return err
 		}
 		if c.Seq < rec.floor {
@@ -292,7 +291,7 @@ func (a *applier) apply(index uint64, data []byte, res *Result) error {
 		return err
 	}
 	m.version++
-	if err := a.objectMeta.Put(c.Object, m.appendTo(a.arena.alloc(16)[:0])); err != nil {
+	if err := a.objects.Put(c.Object, m.appendTo(a.arena.alloc(16)[:0])); err != nil {
 		return err
 	}
 	a.clock = max(a.clock, c.Time)
@@ -312,41 +311,28 @@ func (a *applier) apply(index uint64, data []byte, res *Result) error {
 }
 
 func (a *applier) loadObjectMeta(id []byte) (objectMeta, error) {
-	return decodeObjectMeta(a.objectMeta.Get(id))
+	return decodeObjectMeta(a.objects.Get(id))
 }
 
-// applyOps applies c's ops to the object's bucket and m's alarm, then brings the alarm
+// applyOps applies c's ops to the object's keys and m's alarm, then brings the alarm
 // index in line with the alarm's final state.
 func (a *applier) applyOps(c *Command, m *objectMeta) error {
 	id := c.Object
 	before := *m
-	ob := a.objects.Bucket(id)
-	deleted := false
 	var err error
 	for i := range c.Ops {
 		op := &c.Ops[i]
 		switch op.Kind {
 		case OpPut:
-			if ob == nil {
-				if ob, err = a.objects.CreateBucket(id); err != nil {
-					return err
-				}
-			}
 			v := op.Value
 			if v == nil {
 				v = emptyValue
 			}
-			err = ob.Put(op.Key, v)
+			err = a.objects.Put(a.makeObjectKey(id, op.Key), v)
 		case OpDelete:
-			if ob != nil {
-				err = ob.Delete(op.Key)
-				deleted = true
-			}
+			err = a.objects.Delete(a.makeObjectKey(id, op.Key))
 		case OpDeleteAll:
-			if ob != nil {
-				err = a.objects.DeleteBucket(id)
-				ob = nil
-			}
+			err = a.deleteKeys(id)
 			m.hasAlarm, m.alarm = false, 0
 		case OpSetAlarm:
 			m.hasAlarm, m.alarm = true, op.Alarm
@@ -357,14 +343,6 @@ func (a *applier) applyOps(c *Command, m *objectMeta) error {
 		}
 		if err != nil {
 			return fmt.Errorf("op %d (%v): %w", i, op.Kind, err)
-		}
-	}
-	// An object without keys keeps no bucket: only its object-meta record remains.
-	if deleted && ob != nil {
-		if k, _ := ob.Cursor().First(); k == nil {
-			if err := a.objects.DeleteBucket(id); err != nil {
-				return err
-			}
 		}
 	}
 	if before.hasAlarm == m.hasAlarm && before.alarm == m.alarm {
@@ -379,6 +357,29 @@ func (a *applier) applyOps(c *Command, m *objectMeta) error {
 		return a.alarms.Put(a.makeAlarmKey(m.alarm, id), emptyValue)
 	}
 	return nil
+}
+
+// deleteKeys deletes every key of the object, keeping its record.
+func (a *applier) deleteKeys(id []byte) error {
+	c := a.objects.Cursor()
+	for {
+		// A fresh Seek per key: where Cursor.Delete leaves the cursor is not specified.
+		k, _ := c.Seek(id)
+		if len(k) == IDLen && bytes.Equal(k, id) {
+			k, _ = c.Next()
+		}
+		if len(k) <= IDLen || !bytes.Equal(k[:IDLen], id) {
+			return nil
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *applier) makeObjectKey(id, key []byte) []byte {
+	a.objectKey = appendObjectKey(a.objectKey[:0], id, key)
+	return a.objectKey
 }
 
 func (a *applier) makeDedupKey(client []byte, seq uint64) []byte {

@@ -57,7 +57,7 @@ func (a *applier) pruneClient(client []byte, rec *clientRecord, budget *int) (do
 	limit := uint64(a.store.opts.DedupPerClient)
 	cur := a.dedup.Cursor()
 	for {
-		k, v := cur.Seek(client)
+		k, v := cur.Seek(a.makeDedupKey(client, 0)) // the lowest entry, past the record
 		if k == nil || !bytes.HasPrefix(k, client) {
 			return true, nil
 		}
@@ -89,12 +89,12 @@ func (a *applier) pruneClient(client []byte, rec *clientRecord, budget *int) (do
 // putClient writes the client's record, or deletes it once the client has no entries.
 func (a *applier) putClient(client []byte, rec clientRecord) error {
 	if rec.count == 0 {
-		if err := a.dedupClients.Delete(client); err != nil {
+		if err := a.dedup.Delete(client); err != nil {
 			return err
 		}
 		return a.dedupPending.Delete(client)
 	}
-	return a.dedupClients.Put(client, rec.appendTo(a.arena.alloc(16)[:0]))
+	return a.dedup.Put(client, rec.appendTo(a.arena.alloc(16)[:0]))
 }
 
 // collectDedup spends what is left of budget on pending clients, then on expired entries.
@@ -109,7 +109,7 @@ func (a *applier) collectDedup(budget *int) error {
 		}
 		client := a.client[:]
 		copy(client, k)
-		rec, err := decodeClientRecord(a.dedupClients.Get(client))
+		rec, err := decodeClientRecord(a.dedup.Get(client))
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (a *applier) collectDedup(budget *int) error {
 		if err := a.dedup.Delete(a.makeDedupKey(client, seq)); err != nil {
 			return err
 		}
-		rec, err := decodeClientRecord(a.dedupClients.Get(client))
+		rec, err := decodeClientRecord(a.dedup.Get(client))
 		if err != nil {
 			return err
 		}

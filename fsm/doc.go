@@ -29,11 +29,15 @@
 //     View errs and ApplyBatch panics until the store is reopened and raft replays.
 //   - Deduplication. A command whose (Client, Seq) is in the dedup table is not applied
 //     again; it returns the first result.
-//   - Shape. An object has a version record from its first command on; a bucket of keys
-//     only while it has keys; an alarm record and an alarm index entry together or not at
-//     all.
+//   - Shape. An object has a record (version, alarm) from its first command on, and its
+//     keys follow it, in key order, in the one bucket of all objects; an alarm record and
+//     an alarm index entry together or not at all. A dedup client has a record while it
+//     has entries, and its entries follow it, in Seq order, in the dedup bucket.
 //
-// Storage choices. Deferred commit: one bbolt write transaction stays open across raft
+// Storage choices. The layout (layout.go) is format 2: one B-tree of all objects' records
+// and keys, keyed object ID ‖ key, rather than a bucket per object, and the dedup clients'
+// records in the dedup tree before their entries; a format-1 file (or snapshot) is
+// migrated when opened (or restored), in one transaction. Deferred commit: one bbolt write transaction stays open across raft
 // batches and commits when it is Options.CommitInterval (100ms) old or holds 256 entries,
 // when the file itself is needed (Snapshot, Restore, Hash, Close), and, when applies stop,
 // from a flusher goroutine. A commit writes every B-tree page its entries dirtied (about
