@@ -164,6 +164,7 @@ type applier struct {
 	alarmKey  [8 + IDLen]byte
 	objectKey []byte // scratch for object ID ‖ key (bbolt copies the keys it keeps)
 	client    [ClientIDLen]byte
+	scan      clientScan
 }
 
 func (a *applier) begin(tx *bolt.Tx) {
@@ -253,27 +254,24 @@ func (a *applier) apply(index uint64, data []byte, res *Result) error {
 		return nil
 	}
 
-	var rec clientRecord
+	sc := &a.scan
 	if len(c.Client) != 0 {
-		v := a.dedup.Get(a.makeDedupKey(c.Client, c.Seq))
-		if v != nil {
-			if len(v) < 8 {
-				return errCorrupt("dedup", len(v))
-			}
+		stored, dup, err := a.scanClient(c.Client, c.Seq, sc)
+		if err != nil {
+			return err
+		}
+		if dup {
 			m, err := a.loadObjectMeta(c.Object)
 			if err != nil {
 				return err
 			}
 			res.Duplicate = true
 			res.Version = m.version
-			res.Result = bytes.Clone(v[8:])
+			res.Result = bytes.Clone(stored)
 			return nil
 		}
-		if rec, err = decodeClientRecord(a.dedup.Get(c.Client)); err != nil {
-			return err
-		}
-		if c.Seq < rec.floor {
-			res.Err = fmt.Errorf("%w: seq %d, client acknowledged every seq below %d", ErrStaleSequence, c.Seq, rec.floor)
+		if c.Seq < sc.rec.floor {
+			res.Err = fmt.Errorf("%w: seq %d, client acknowledged every seq below %d", ErrStaleSequence, c.Seq, sc.rec.floor)
 			return nil
 		}
 	}
@@ -298,7 +296,7 @@ func (a *applier) apply(index uint64, data []byte, res *Result) error {
 
 	budget := dedupGCPerCommand
 	if len(c.Client) != 0 {
-		if err := a.recordDedup(c, rec, &budget); err != nil {
+		if err := a.recordDedup(c, sc, &budget); err != nil {
 			return err
 		}
 	}
