@@ -45,7 +45,7 @@ type scannedEntry struct {
 // holds, the lookup is a Get of its own.
 func (a *applier) scanClient(client []byte, seq uint64, sc *clientScan) (result []byte, found bool, err error) {
 	*sc = clientScan{}
-	cur := a.dedup.Cursor()
+	cur := a.dedup.cur
 	k, v := cur.Seek(client)
 	if len(k) == ClientIDLen && bytes.Equal(k, client) {
 		if sc.rec, err = decodeClientRecord(v); err != nil {
@@ -162,7 +162,7 @@ func (a *applier) recordDedup(c *Command, sc *clientScan, budget *int) error {
 // bound, lowest Seq first, within budget. done reports that nothing is left to prune.
 func (a *applier) pruneClient(client []byte, rec *clientRecord, budget *int) (done bool, err error) {
 	limit := uint64(a.store.opts.DedupPerClient)
-	cur := a.dedup.Cursor()
+	cur := a.dedup.cur
 	for {
 		k, v := cur.Seek(a.makeDedupKey(client, 0)) // the lowest entry, past the record
 		if k == nil || !bytes.HasPrefix(k, client) {
@@ -207,7 +207,7 @@ func (a *applier) putClient(client []byte, rec clientRecord) error {
 // collectDedup spends what is left of budget on pending clients, then on expired entries.
 func (a *applier) collectDedup(budget *int) error {
 	for *budget > 0 {
-		k, _ := a.dedupPending.Cursor().First()
+		k, _ := a.dedupPending.cur.First()
 		if k == nil {
 			break
 		}
@@ -240,7 +240,7 @@ func (a *applier) collectDedup(budget *int) error {
 		return nil
 	}
 	for *budget > 0 {
-		k, _ := a.dedupExpiry.Cursor().First()
+		k, _ := a.dedupExpiry.cur.First()
 		if k == nil {
 			return nil
 		}
