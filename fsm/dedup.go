@@ -155,6 +155,9 @@ func (a *applier) recordDedup(c *Command, sc *clientScan, budget *int) error {
 			return err
 		}
 	}
+	if rec == sc.rec && rec.count != 0 {
+		return nil // a client at its bound without an Ack: one entry in, one out
+	}
 	return a.putClient(c.Client, rec)
 }
 
