@@ -35,13 +35,15 @@
 //     has entries, and its entries follow it, in Seq order, in the dedup bucket.
 //
 // Storage choices. The layout (layout.go) is format 2: one B-tree of all objects' records
-// and keys, keyed object ID ‖ key, rather than a bucket per object, and the dedup clients'
-// records in the dedup tree before their entries; a format-1 file (or snapshot) is
-// migrated when opened (or restored), in one transaction. Deferred commit: one bbolt write transaction stays open across raft
-// batches and commits when it is Options.CommitInterval (100ms) old or holds 256 entries,
-// when the file itself is needed (Snapshot, Restore, Hash, Close), and, when applies stop,
-// from a flusher goroutine. A commit writes every B-tree page its entries dirtied (about
-// six trees per command) however few entries there are, so gathering entries is the group
+// and keys, keyed object ID ‖ key, rather than a bucket per object, and each dedup
+// client's record in the dedup tree just before its entries, so that one cursor pass
+// reads both; a format-1 file (or snapshot) is migrated when opened (or restored), in one
+// transaction. A command touches four trees (objects, dedup, dedup-expiry, meta), five
+// with an alarm change. Deferred commit: one bbolt write transaction stays open across
+// raft batches and commits when it is Options.CommitInterval (100ms) old or holds 256
+// entries, when the file itself is needed (Snapshot, Restore, Hash, Close), and, when
+// applies stop, from a flusher goroutine. A commit writes every B-tree page its entries
+// dirtied however few entries there are, so gathering entries is the group
 // commit the state machine gets: raft's apply batches alone hold a few entries. View reads
 // the open transaction, so no reader needs a commit (DESIGN.md has the measurements).
 // fsync stays on unless Options.NoSync, because raft truncates its log after a snapshot
