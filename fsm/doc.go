@@ -43,9 +43,9 @@
 // raft batches and commits when it is Options.CommitInterval (100ms) old or holds 256
 // entries, when the file itself is needed (Snapshot, Restore, Hash, Close), and, when
 // applies stop, from a flusher goroutine. A commit writes every B-tree page its entries
-// dirtied however few entries there are, so gathering entries is the group
-// commit the state machine gets: raft's apply batches alone hold a few entries. View reads
-// the open transaction, so no reader needs a commit (DESIGN.md has the measurements).
+// dirtied however few entries there are, so gathering entries is the group commit the
+// state machine gets: raft's apply batches alone hold a few entries. View reads the open
+// transaction, so no reader needs a commit (DESIGN.md has the measurements).
 // fsync stays on unless Options.NoSync, because raft truncates its log after a snapshot
 // and the state machine is then the only copy. The freelist is not written on commit
 // (NoFreelistSync), which saves a page write per commit on a write-heavy file; the price
