@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,21 +34,29 @@ func readObject(t *testing.T, s *Store, id []byte) objectState {
 	return st
 }
 
-// checkShape verifies the storage invariants: no empty object buckets, and alarm records
-// and alarm index entries in one-to-one correspondence.
+// checkShape verifies the storage invariants: every object with keys has a record, and
+// alarm records and alarm index entries are in one-to-one correspondence.
 func checkShape(t *testing.T, s *Store) {
 	t.Helper()
 	err := s.View(func(tx *Tx) error {
-		if err := tx.objects.ForEachBucket(func(k []byte) error {
-			if first, _ := tx.objects.Bucket(k).Cursor().First(); first == nil {
-				return fmt.Errorf("object %x has an empty bucket", k)
+		var record []byte
+		c := tx.objects.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			id, key, err := splitObjectKey(k)
+			if err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			return err
+			if key == nil {
+				record = id
+			} else if !bytes.Equal(id, record) {
+				return fmt.Errorf("object %x has keys but no record", id)
+			}
 		}
 		withAlarm := 0
-		if err := tx.objectMeta.ForEach(func(id, v []byte) error {
+		if err := tx.objects.ForEach(func(id, v []byte) error {
+			if len(id) != IDLen {
+				return nil // a key, not a record
+			}
 			m, err := decodeObjectMeta(v)
 			if err != nil {
 				return err
@@ -322,10 +331,10 @@ func TestObjectWithoutKeysKeepsOnlyVersion(t *testing.T) {
 	applyOK(t, s, cmd(id, put("a", "1"), put("b", "2"), setAlarm(9)))
 	applyOK(t, s, cmd(id, del("a"), del("b"), deleteAlarm()))
 	err := s.View(func(tx *Tx) error {
-		if tx.objects.Bucket(id) != nil {
-			t.Error("object bucket left behind with no keys")
+		if k, _ := tx.objects.Cursor().Seek(appendObjectKey(nil, id, []byte{0})); bytes.HasPrefix(k, id) {
+			t.Errorf("key %q left behind", k[IDLen:])
 		}
-		if v := tx.objectMeta.Get(id); len(v) != 8 {
+		if v := tx.objects.Get(id); len(v) != 8 {
 			t.Errorf("object-meta record %x, want only the version", v)
 		}
 		return nil

@@ -367,7 +367,7 @@ func TestFailedApplyBreaksStore(t *testing.T) {
 	applyOK(t, s, cmd(testID(1), put("b", "2"))) // acknowledged, not committed
 	// Damage a record in the open transaction so that the next command cannot apply.
 	s.txMu.Lock()
-	err = s.wtx.Bucket(bucketDedupClients).Put(testClient(3), []byte("bad"))
+	err = s.wtx.Bucket(bucketDedup).Put(testClient(3), []byte("bad")) // a client's record
 	s.txMu.Unlock()
 	if err != nil {
 		t.Fatal(err)

@@ -29,17 +29,23 @@
 //     View errs and ApplyBatch panics until the store is reopened and raft replays.
 //   - Deduplication. A command whose (Client, Seq) is in the dedup table is not applied
 //     again; it returns the first result.
-//   - Shape. An object has a version record from its first command on; a bucket of keys
-//     only while it has keys; an alarm record and an alarm index entry together or not at
-//     all.
+//   - Shape. An object has a record (version, alarm) from its first command on, and its
+//     keys follow it, in key order, in the one bucket of all objects; an alarm record and
+//     an alarm index entry together or not at all. A dedup client has a record while it
+//     has entries, and its entries follow it, in Seq order, in the dedup bucket.
 //
-// Storage choices. Deferred commit: one bbolt write transaction stays open across raft
-// batches and commits when it is Options.CommitInterval (100ms) old or holds 256 entries,
-// when the file itself is needed (Snapshot, Restore, Hash, Close), and, when applies stop,
-// from a flusher goroutine. A commit writes every B-tree page its entries dirtied (about
-// six trees per command) however few entries there are, so gathering entries is the group
-// commit the state machine gets: raft's apply batches alone hold a few entries. View reads
-// the open transaction, so no reader needs a commit (DESIGN.md has the measurements).
+// Storage choices. The layout (layout.go) is format 2: one B-tree of all objects' records
+// and keys, keyed object ID ‖ key, rather than a bucket per object, and each dedup
+// client's record in the dedup tree just before its entries, so that one cursor pass
+// reads both; a format-1 file (or snapshot) is migrated when opened (or restored), in one
+// transaction. A command touches four trees (objects, dedup, dedup-expiry, meta), five
+// with an alarm change. Deferred commit: one bbolt write transaction stays open across
+// raft batches and commits when it is Options.CommitInterval (100ms) old or holds 256
+// entries, when the file itself is needed (Snapshot, Restore, Hash, Close), and, when
+// applies stop, from a flusher goroutine. A commit writes every B-tree page its entries
+// dirtied however few entries there are, so gathering entries is the group commit the
+// state machine gets: raft's apply batches alone hold a few entries. View reads the open
+// transaction, so no reader needs a commit (DESIGN.md has the measurements).
 // fsync stays on unless Options.NoSync, because raft truncates its log after a snapshot
 // and the state machine is then the only copy. The freelist is not written on commit
 // (NoFreelistSync), which saves a page write per commit on a write-heavy file; the price

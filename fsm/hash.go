@@ -38,15 +38,96 @@ func (s *Store) Hash() (digest []byte, applied uint64, err error) {
 		return nil, 0, err
 	}
 	w := hashWriter{h: sha256.New()}
-	for _, name := range allBuckets {
-		w.record('B', name)
-		skip := []byte(nil)
-		if bytes.Equal(name, bucketMeta) {
-			skip = keyApplied
-		}
-		w.bucket(tx.tx.Bucket(name), skip)
+	if err := w.state(tx.tx); err != nil {
+		return nil, 0, err
 	}
 	return w.h.Sum(nil), tx.AppliedIndex(), nil
+}
+
+// state hashes the state as format 1 laid it out (see migrate.go), bucket by bucket, so
+// that a digest does not depend on the file's format: a migrated file hashes as it did.
+func (w *hashWriter) state(tx *bolt.Tx) error {
+	// The format marker is hashed as format 1's, so that replicas of either format
+	// compare (during an upgrade), and a file compares with its migrated copy.
+	w.record('B', bucketMeta)
+	c := tx.Bucket(bucketMeta).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		switch {
+		case bytes.Equal(k, keyApplied):
+		case bytes.Equal(k, keyFormat):
+			w.record('K', k, formatV1)
+		default:
+			w.record('K', k, v)
+		}
+	}
+
+	// Format 1 kept each object's keys in a nested bucket, then the records in a bucket
+	// of their own.
+	objects := tx.Bucket(bucketObjects)
+	w.record('B', bucketObjects)
+	var open []byte
+	c = objects.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		id, key, err := splitObjectKey(k)
+		if err != nil {
+			return err
+		}
+		if key == nil {
+			continue
+		}
+		if open != nil && !bytes.Equal(open, id) {
+			w.record('E')
+			open = nil
+		}
+		if open == nil {
+			open = id
+			w.record('N', id)
+		}
+		w.record('K', key, v)
+	}
+	if open != nil {
+		w.record('E')
+	}
+	w.record('B', v1BucketObjectMeta)
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) == IDLen {
+			w.record('K', k, v)
+		}
+	}
+
+	w.record('B', bucketAlarms)
+	w.bucket(tx.Bucket(bucketAlarms))
+
+	// Format 1 kept the clients' records apart from the entries.
+	dedup := tx.Bucket(bucketDedup)
+	if err := w.dedup(dedup, bucketDedup, false); err != nil {
+		return err
+	}
+	w.record('B', bucketDedupExpiry)
+	w.bucket(tx.Bucket(bucketDedupExpiry))
+	if err := w.dedup(dedup, v1BucketDedupClients, true); err != nil {
+		return err
+	}
+	w.record('B', bucketDedupPending)
+	w.bucket(tx.Bucket(bucketDedupPending))
+	return nil
+}
+
+// dedup hashes, under the name of a format-1 bucket, either the clients' records or the
+// entries of bucketDedup.
+func (w *hashWriter) dedup(b *bolt.Bucket, name []byte, records bool) error {
+	w.record('B', name)
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		_, _, record, err := splitDedupKey(k)
+		if err != nil {
+			return err
+		}
+		if record == records {
+			w.record('K', k, v)
+		}
+	}
+	return nil
 }
 
 // hashWriter feeds an unambiguous encoding of bucket contents to h: every item is a tag
@@ -66,17 +147,14 @@ func (w *hashWriter) record(tag byte, fields ...[]byte) {
 	}
 }
 
-// bucket hashes b's entries in key order, descending into nested buckets; the key skip
-// is left out.
-func (w *hashWriter) bucket(b *bolt.Bucket, skip []byte) {
+// bucket hashes b's entries in key order, descending into nested buckets (format 2 has
+// none).
+func (w *hashWriter) bucket(b *bolt.Bucket) {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if skip != nil && bytes.Equal(k, skip) {
-			continue
-		}
 		if v == nil { // a nested bucket: an object's keys
 			w.record('N', k)
-			w.bucket(b.Bucket(k), nil)
+			w.bucket(b.Bucket(k))
 			w.record('E')
 			continue
 		}

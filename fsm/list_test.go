@@ -187,3 +187,72 @@ func reversed(s []string) []string {
 	slices.Reverse(r)
 	return r
 }
+
+// TestListNeighbours runs the model check on objects whose neighbours in the one objects
+// tree hold the same keys: the first and last IDs there are, and one in between, so a
+// range that leaks past its object's keys, either way, shows up as extra keys.
+func TestListNeighbours(t *testing.T) {
+	s := openTest(t, Options{})
+	first, last := make([]byte, IDLen), bytes.Repeat([]byte{0xff}, IDLen)
+	beforeLast := bytes.Clone(last)
+	beforeLast[IDLen-1] = 0xfe
+	ids := [][]byte{first, testID(0), testID(1), testID(2), beforeLast, last}
+	for _, id := range ids {
+		var ops []Op
+		for _, k := range listKeys {
+			ops = append(ops, put(k, strings.ToUpper(k)))
+		}
+		applyOK(t, s, cmd(id, ops...))
+	}
+	bounds := []string{"", "a", "ab", "abc", "b", "c", "d", "\xff", "\xff\xff", "\xff\xffb"}
+	r := rand.New(rand.NewPCG(5, 6))
+	pick := func() []byte { return []byte(bounds[r.IntN(len(bounds))]) }
+	for _, id := range ids {
+		for range 500 {
+			o := ListOptions{Prefix: pick(), End: pick(), Reverse: r.IntN(2) == 0, Limit: r.IntN(3)}
+			if r.IntN(2) == 0 {
+				o.Start = pick()
+			} else {
+				o.StartAfter = pick()
+			}
+			got, err := list(t, s, id, o)
+			if err != nil {
+				t.Fatalf("List(%x, %+v): %v", id, o, err)
+			}
+			if want := listModel(listKeys, o); !slices.Equal(got, want) {
+				t.Fatalf("List(%x, %+v) = %q, model says %q", id, o, got, want)
+			}
+		}
+	}
+	// An object without keys lists nothing, though its neighbours have keys.
+	if got, err := list(t, s, testID(3), ListOptions{Reverse: true}); err != nil || got != nil {
+		t.Fatalf("List of an object without keys = %q, %v", got, err)
+	}
+}
+
+// TestDeleteAllKeepsNeighbours: DeleteAll removes the object's keys, all of them and only
+// them, and keeps its record.
+func TestDeleteAllKeepsNeighbours(t *testing.T) {
+	s := openTest(t, Options{})
+	var ops []Op
+	for _, k := range listKeys {
+		ops = append(ops, put(k, strings.ToUpper(k)))
+	}
+	for n := byte(0); n < 3; n++ {
+		applyOK(t, s, cmd(testID(n), ops...))
+	}
+	applyOK(t, s, cmd(testID(1), deleteAll()))
+	for n := byte(0); n < 3; n++ {
+		got, want := len(dump(t, s, testID(n))), len(listKeys)
+		if n == 1 {
+			want = 0
+		}
+		if got != want {
+			t.Errorf("object %d has %d keys after DeleteAll of object 1, want %d", n, got, want)
+		}
+	}
+	if v := readObject(t, s, testID(1)).version; v != 2 {
+		t.Errorf("object 1 at version %d after DeleteAll, want 2", v)
+	}
+	checkShape(t, s)
+}

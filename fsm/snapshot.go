@@ -199,8 +199,20 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	if err := verifyFile(tmpPath); err != nil {
+	format, err := verifyFile(tmpPath)
+	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if string(format) == string(formatV1) {
+		// Migrate before anything is replaced: a snapshot that cannot be leaves the
+		// state as it was.
+		db, err := openDB(tmpPath, &s.opts)
+		if err == nil {
+			err = db.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("fsm: restore: %w", err)
+		}
 	}
 
 	s.dbMu.Lock()
@@ -239,7 +251,8 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// verifyFile checks that path is a complete, readable bbolt file with the duro layout.
+// verifyFile checks that path is a complete, readable bbolt file with the duro layout,
+// and returns its format marker.
 //
 // The trailer's digest has matched, so these are the bytes the sender's bbolt wrote, but
 // its own file may have been damaged on its disk. bbolt reads pages through a memory map,
@@ -247,7 +260,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 // key and value is read on this goroutine with faults turned into panics, and panics into
 // errors; only then does bbolt's own consistency check run (on a goroutine of its own,
 // which must not fault: every page it visits has just been read safely).
-func verifyFile(path string) (err error) {
+func verifyFile(path string) (format []byte, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -256,20 +269,21 @@ func verifyFile(path string) (err error) {
 	}()
 	info, err := os.Stat(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotFSMFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotFSMFile, err)
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bolt.Tx) error {
 		if tx.Size() > info.Size() {
 			return fmt.Errorf("%w: truncated: %d bytes of %d", ErrNotFSMFile, info.Size(), tx.Size())
 		}
 		if err := checkLayout(tx); err != nil {
 			return err
 		}
+		format = bytes.Clone(tx.Bucket(bucketMeta).Get(keyFormat))
 		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return readAll(b) }); err != nil {
 			return err
 		}
@@ -282,6 +296,7 @@ func verifyFile(path string) (err error) {
 		}
 		return first
 	})
+	return format, err
 }
 
 // readAll reads every key and value of b and its nested buckets, checking key order.

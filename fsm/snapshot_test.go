@@ -375,6 +375,12 @@ func FuzzRestore(f *testing.F) {
 	src.Close()
 	good := sink.Bytes()
 	f.Add(good)
+	// A format-1 snapshot, which Restore migrates.
+	format1, err := os.ReadFile(filepath.Join("testdata", "format1.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withTrailer(format1))
 	for _, off := range []int{2 * 4096, 2*4096 + 16, 3*4096 + 20, len(good) - 4096 + 30} {
 		b := bytes.Clone(good)
 		for i := off; i < off+8 && i < len(b); i++ {

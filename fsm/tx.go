@@ -17,21 +17,20 @@ var ErrBadListOptions = errors.New("fsm: bad list options")
 // file's memory map or into memory the open write transaction holds: it is valid only
 // until that function returns and must not be modified. Copy what you keep.
 type Tx struct {
-	tx                                *bolt.Tx
-	meta, objects, objectMeta, alarms *bolt.Bucket
-	dedup                             *bolt.Bucket
+	tx                    *bolt.Tx
+	meta, objects, alarms *bolt.Bucket
+	dedup                 *bolt.Bucket
 }
 
 func newTx(btx *bolt.Tx) (*Tx, error) {
 	tx := &Tx{
-		tx:         btx,
-		meta:       btx.Bucket(bucketMeta),
-		objects:    btx.Bucket(bucketObjects),
-		objectMeta: btx.Bucket(bucketObjectMeta),
-		alarms:     btx.Bucket(bucketAlarms),
-		dedup:      btx.Bucket(bucketDedup),
+		tx:      btx,
+		meta:    btx.Bucket(bucketMeta),
+		objects: btx.Bucket(bucketObjects),
+		alarms:  btx.Bucket(bucketAlarms),
+		dedup:   btx.Bucket(bucketDedup),
 	}
-	if tx.meta == nil || tx.objects == nil || tx.objectMeta == nil || tx.alarms == nil || tx.dedup == nil {
+	if tx.meta == nil || tx.objects == nil || tx.alarms == nil || tx.dedup == nil {
 		return nil, fmt.Errorf("%w: missing bucket", ErrNotFSMFile)
 	}
 	return tx, nil
@@ -45,11 +44,11 @@ func (tx *Tx) AppliedIndex() uint64 {
 
 // Get returns the value of key in object, and whether it exists.
 func (tx *Tx) Get(object, key []byte) ([]byte, bool) {
-	b := tx.objects.Bucket(object)
-	if b == nil {
+	if len(object) != IDLen || len(key) == 0 {
 		return nil, false
 	}
-	v := b.Get(key)
+	var buf [IDLen + 64]byte
+	v := tx.objects.Get(appendObjectKey(buf[:0], object, key))
 	// Values come from pages, where even an empty value is a non-nil slice, or from the
 	// open transaction, which stores emptyValue for them.
 	return v, v != nil
@@ -57,14 +56,23 @@ func (tx *Tx) Get(object, key []byte) ([]byte, bool) {
 
 // Version returns the number of commands applied to object (0 if none ever was).
 func (tx *Tx) Version(object []byte) uint64 {
-	m, _ := decodeObjectMeta(tx.objectMeta.Get(object)) // malformed reads as absent
+	m, _ := tx.objectMeta(object)
 	return m.version
 }
 
 // Alarm returns the object's alarm time (unix nanos), and whether it has one.
 func (tx *Tx) Alarm(object []byte) (int64, bool) {
-	m, _ := decodeObjectMeta(tx.objectMeta.Get(object))
+	m, _ := tx.objectMeta(object)
 	return m.alarm, m.hasAlarm
+}
+
+// objectMeta reads the object's record; an unknown object, or a malformed record, reads
+// as absent (records are checked as they are written).
+func (tx *Tx) objectMeta(object []byte) (objectMeta, error) {
+	if len(object) != IDLen {
+		return objectMeta{}, nil
+	}
+	return decodeObjectMeta(tx.objects.Get(object))
 }
 
 // Dedup returns the stored result of the call (client, seq), if it is in the dedup table.
@@ -128,11 +136,13 @@ func (tx *Tx) List(object []byte, o ListOptions, fn func(key, value []byte) bool
 	if hi != nil && bytes.Compare(lo, hi) >= 0 {
 		return nil // empty range
 	}
-	b := tx.objects.Bucket(object)
-	if b == nil {
+	if len(object) != IDLen {
 		return nil
 	}
-	c := b.Cursor()
+	// The object's keys are the bucket's keys object ‖ key (see bucketObjects); the
+	// object's record, the key object itself, is not one of them.
+	c := tx.objects.Cursor()
+	own := func(k []byte) bool { return len(k) > IDLen && bytes.Equal(k[:IDLen], object) }
 	n := 0
 	// visit reports whether to go on.
 	visit := func(k, v []byte) bool {
@@ -143,36 +153,40 @@ func (tx *Tx) List(object []byte, o ListOptions, fn func(key, value []byte) bool
 		return o.Limit == 0 || n < o.Limit
 	}
 	if !o.Reverse {
-		var k, v []byte
-		if len(lo) == 0 {
-			k, v = c.First()
-		} else {
-			k, v = c.Seek(lo)
+		k, v := c.Seek(appendObjectKey(nil, object, lo))
+		if len(k) == IDLen {
+			k, v = c.Next() // the object's record
 		}
-		if loExcl && k != nil && bytes.Equal(k, lo) {
+		if loExcl && own(k) && bytes.Equal(k[IDLen:], lo) {
 			k, v = c.Next()
 		}
-		for ; k != nil && (hi == nil || bytes.Compare(k, hi) < 0); k, v = c.Next() {
-			if !visit(k, v) {
+		for ; own(k) && (hi == nil || bytes.Compare(k[IDLen:], hi) < 0); k, v = c.Next() {
+			if !visit(k[IDLen:], v) {
 				return nil
 			}
 		}
 		return nil
 	}
-	var k, v []byte
+	// Seek the first key past the range, then step back once.
+	var past []byte
 	if hi == nil {
+		past = prefixEnd(object)
+	} else {
+		past = appendObjectKey(nil, object, hi)
+	}
+	var k, v []byte
+	if past == nil {
 		k, v = c.Last()
-	} else if k, v = c.Seek(hi); k == nil {
+	} else if k, v = c.Seek(past); k == nil {
 		k, v = c.Last()
 	} else {
-		// Seek found the first key >= hi; hi is exclusive, so step back once.
 		k, v = c.Prev()
 	}
-	for ; k != nil; k, v = c.Prev() {
-		if cmp := bytes.Compare(k, lo); cmp < 0 || (cmp == 0 && loExcl) {
+	for ; own(k); k, v = c.Prev() {
+		if cmp := bytes.Compare(k[IDLen:], lo); cmp < 0 || (cmp == 0 && loExcl) {
 			return nil
 		}
-		if !visit(k, v) {
+		if !visit(k[IDLen:], v) {
 			return nil
 		}
 	}
