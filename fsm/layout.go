@@ -66,7 +66,7 @@ func timeFromKey(src []byte) int64 {
 	return int64(binary.BigEndian.Uint64(src) ^ (1 << 63))
 }
 
-// objectMeta is the decoded object-meta record.
+// objectMeta is the decoded record of an object (its ID alone as the key in bucketObjects).
 type objectMeta struct {
 	version  uint64
 	alarm    int64
@@ -86,7 +86,7 @@ func decodeObjectMeta(v []byte) (objectMeta, error) {
 			hasAlarm: true,
 		}, nil
 	}
-	return objectMeta{}, errCorrupt("object-meta", len(v))
+	return objectMeta{}, errCorrupt("object", len(v))
 }
 
 func (m objectMeta) appendTo(dst []byte) []byte {
