@@ -5,18 +5,22 @@
 // failed heartbeat to a dead peer (tens a second with many groups). The adapter keeps
 // hclog's levels, lets the caller raise the floor for raft alone, and lets through at most
 // one record with the same message per logger every RepeatWindow, counting the rest
-// ("suppressed" on the next one that passes).
+// ("suppressed" on the next one that passes). Raft's errors about a connection or
+// transport this node itself closed, which every shutdown produces, are logged at Debug.
 package hclogslog
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // New returns an hclog.Logger that writes to l. Records below min are dropped before any
@@ -100,6 +104,9 @@ func (a *adapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	l := toSlog(level)
+	if l > slog.LevelDebug && closedByUs(args) {
+		l = slog.LevelDebug
+	}
 	if !a.enabled(l) {
 		return
 	}
@@ -111,6 +118,17 @@ func (a *adapter) Log(level hclog.Level, msg string, args ...any) {
 		args = append(args, "suppressed", suppressed)
 	}
 	a.l.Log(context.Background(), l, msg, args...)
+}
+
+// closedByUs reports whether the record's error is about a connection or transport this
+// node closed: nothing an operator can act on, and every shutdown logs a few per group.
+func closedByUs(args []any) bool {
+	for _, v := range args {
+		if err, ok := v.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, raft.ErrTransportShutdown)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *adapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
