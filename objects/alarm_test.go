@@ -597,3 +597,20 @@ func TestClassesOf(t *testing.T) {
 		t.Errorf("an ID of an unregistered class matched %d classes", len(cs))
 	}
 }
+
+// Groups that scanned at different times rescan at the same instant, within half the
+// lookahead of each scan.
+func TestNextScanAt(t *testing.T) {
+	const la = 5 * time.Second
+	base := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixNano() // a multiple of 2.5 s
+	for _, off := range []time.Duration{0, 1, 700 * time.Millisecond, la/2 - 1} {
+		now := base + int64(off)
+		got := nextScanAt(now, la)
+		if got != base+int64(la/2) {
+			t.Errorf("scan at +%v: next at +%v, want +%v", off, time.Duration(got-base), la/2)
+		}
+		if got <= now || got > now+int64(la/2) {
+			t.Errorf("scan at +%v: next at +%v, not within (now, now+lookahead/2]", off, time.Duration(got-base))
+		}
+	}
+}

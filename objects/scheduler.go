@@ -265,18 +265,22 @@ func (ga *groupAlarms) sleep(now int64) time.Duration {
 	return max(time.Duration(next-now), 0)
 }
 
+// nextScanAt is when a group that scanned at now scans again: at the next multiple of
+// lookahead/2 on the clock, not lookahead/2 from now, so that every group this node leads
+// rescans in the same wakeup (wakeups are what an idle node's CPU is spent on). It is at
+// most lookahead/2 away, so the scan's horizon (now+lookahead) covers the time until it.
+func nextScanAt(now int64, lookahead time.Duration) int64 {
+	step := max(int64(lookahead/2), 1)
+	return (now/step + 1) * step
+}
+
 // scan loads the alarms due before now+AlarmLookahead from the group's committed index,
 // up to AlarmMaxLoaded in memory.
 func (ga *groupAlarms) scan(now int64) error {
 	lookahead := ga.rt.opts.AlarmLookahead
 	ga.mu.Lock()
 	ga.rescan = false
-	// The next periodic scan comes at the next multiple of lookahead/2 on the clock, not
-	// lookahead/2 from now: every group this node leads then rescans in the same wakeup,
-	// which is what an idle node's CPU is spent on. It is at most lookahead/2 away, so
-	// this scan's horizon (now+lookahead) still covers the time until it.
-	step := max(int64(lookahead/2), 1)
-	ga.nextScan = (now/step + 1) * step
+	ga.nextScan = nextScanAt(now, lookahead)
 	ga.mu.Unlock()
 
 	type found struct {
