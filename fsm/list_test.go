@@ -134,19 +134,26 @@ func TestListErrorsAndEarlyStop(t *testing.T) {
 	}
 }
 
+// randomListOptions picks every bound from bounds, a limit below maxLimit (0 = none), a
+// direction, and either Start or StartAfter.
+func randomListOptions(r *rand.Rand, bounds []string, maxLimit int) ListOptions {
+	pick := func() []byte { return []byte(bounds[r.IntN(len(bounds))]) }
+	o := ListOptions{Prefix: pick(), End: pick(), Reverse: r.IntN(2) == 0, Limit: r.IntN(maxLimit)}
+	if r.IntN(2) == 0 {
+		o.Start = pick()
+	} else {
+		o.StartAfter = pick()
+	}
+	return o
+}
+
 // TestListMatchesModel checks random option combinations against a brute-force model.
 func TestListMatchesModel(t *testing.T) {
 	s, id := listStore(t)
 	bounds := []string{"", "a", "ab", "abb", "abc", "ac", "b", "bb", "bc", "c", "d", "\xff", "\xff\xff", "\xff\xffa", "\xff\xffb"}
 	r := rand.New(rand.NewPCG(1, 2))
-	pick := func() []byte { return []byte(bounds[r.IntN(len(bounds))]) }
 	for range 3000 {
-		o := ListOptions{Prefix: pick(), End: pick(), Reverse: r.IntN(2) == 0, Limit: r.IntN(5)}
-		if r.IntN(2) == 0 {
-			o.Start = pick()
-		} else {
-			o.StartAfter = pick()
-		}
+		o := randomListOptions(r, bounds, 5)
 		got, err := list(t, s, id, o)
 		if err != nil {
 			t.Fatalf("List(%+v): %v", o, err)
@@ -206,15 +213,9 @@ func TestListNeighbours(t *testing.T) {
 	}
 	bounds := []string{"", "a", "ab", "abc", "b", "c", "d", "\xff", "\xff\xff", "\xff\xffb"}
 	r := rand.New(rand.NewPCG(5, 6))
-	pick := func() []byte { return []byte(bounds[r.IntN(len(bounds))]) }
 	for _, id := range ids {
 		for range 500 {
-			o := ListOptions{Prefix: pick(), End: pick(), Reverse: r.IntN(2) == 0, Limit: r.IntN(3)}
-			if r.IntN(2) == 0 {
-				o.Start = pick()
-			} else {
-				o.StartAfter = pick()
-			}
+			o := randomListOptions(r, bounds, 3)
 			got, err := list(t, s, id, o)
 			if err != nil {
 				t.Fatalf("List(%x, %+v): %v", id, o, err)
