@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/objects"
 )
 
 // Environment variables holding the fault switches.
@@ -103,22 +104,20 @@ func crashNow(why string) {
 // propose is group.Propose with the fault switches applied. Only calls from an SDK
 // client (cmd.Client set) trigger the crash failpoints, so activation and alarms do not
 // consume an arming meant for a call.
-func (a *group) propose(term uint64, cmd *fsm.Command) func() (*fsm.Result, error) {
+func (a *group) propose(term uint64, cmd *fsm.Command) objects.Proposal {
 	if cmd.Client != nil && fire(faults.crashBeforePropose) {
 		crashNow("crash-before-propose")
 	}
-	wait := a.g.Submit(term, cmd)
+	p := a.g.Submit(term, cmd)
 	if cmd.Client != nil && fire(faults.crashBeforeCommit) {
 		crashNow("crash-before-commit")
 	}
 	if !faults.ackBeforeCommit {
-		return wait
+		return p
 	}
 	// The lie the harness must catch: report the command applied, at the version and with
 	// the result the runtime expects, before raft has even replicated it.
-	go func() { _, _ = wait() }()
-	fake := &fsm.Result{Version: cmd.Version, Result: cmd.Result}
-	return func() (*fsm.Result, error) { return fake, nil }
+	return objects.Settled(&fsm.Result{Version: cmd.Version, Result: cmd.Result}, nil)
 }
 
 // readIndex is group.ReadIndex with the fault switches applied.

@@ -59,7 +59,7 @@ type group struct {
 func (a *group) LeaderTerm() (term uint64, ok bool) { return a.g.LeaderTerm() }
 
 func (a *group) Propose(_ context.Context, term uint64, cmd *fsm.Command) objects.Proposal {
-	return objects.ProposalFunc(a.propose(term, cmd)) // failpoints.go: a.g.Submit plus test-only faults
+	return a.propose(term, cmd) // failpoints.go: a.g.Submit plus test-only faults
 }
 
 func (a *group) ReadIndex(ctx context.Context) error  { return a.readIndex(ctx) } // failpoints.go

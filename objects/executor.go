@@ -55,7 +55,11 @@ type entry struct {
 	result []byte // answered on success
 	herr   error  // read entries: the handler's error, answered instead of result
 
-	done chan struct{} // closed when res/err below are set
+	// done is closed when the outcome is known: for a write entry it is its proposal's
+	// Done, and release takes res and err from the proposal; for a read entry, its
+	// ReadIndex goroutine sets err and closes it.
+	done <-chan struct{}
+	prop Proposal
 	res  *fsm.Result
 	err  error
 }
@@ -441,7 +445,7 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	}
 	in.nextSeq++
 	in.proposed++
-	e := &entry{gen: in.gen, ev: ev, w: w, seq: in.nextSeq, result: result, done: make(chan struct{})}
+	e := &entry{gen: in.gen, ev: ev, w: w, seq: in.nextSeq, result: result}
 	in.inflight.applyInflight(w, e.seq)
 	if s := in.rt.sched; s != nil && (w.alarm.kind != alarmNone || w.cleared) {
 		s.notify(in.group, in.id, w.alarm) // a cleared layer's alarm is alarmNone: removed
@@ -449,29 +453,25 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	// The generation's term goes with the command: if the term ended since the handler
 	// ran, the group refuses it rather than append it in a term where the commands it
 	// was built on may be lost (Group's Term rule).
-	go e.await(in.group.Propose(in.rt.ctx, in.term, cmd))
+	e.prop = in.group.Propose(in.rt.ctx, in.term, cmd)
+	e.done = e.prop.Done()
 	in.push(e)
 	return nil
 }
 
-// await waits for a write entry's proposal. It is a method (not a closure) so that
-// starting it allocates nothing.
-func (e *entry) await(p Proposal) {
-	e.res, e.err = p.Wait()
-	close(e.done)
-}
-
-// awaitReadIndex is await for a read entry.
-func (e *entry) awaitReadIndex(ctx context.Context, g Group) {
+// awaitReadIndex waits for a read entry's ReadIndex. It is a method (not a closure) so
+// that starting it allocates nothing.
+func (e *entry) awaitReadIndex(ctx context.Context, g Group, done chan struct{}) {
 	e.err = g.ReadIndex(ctx)
-	close(e.done)
+	close(done)
 }
 
 // enqueueRead adds a read entry: a call that wrote nothing (or failed) is answered once
 // ReadIndex confirms this node's leadership and every earlier entry is released.
 func (in *instance) enqueueRead(ev *event, result []byte, herr error) {
-	e := &entry{gen: in.gen, ev: ev, result: result, herr: herr, done: make(chan struct{})}
-	go e.awaitReadIndex(in.rt.ctx, in.group)
+	done := make(chan struct{})
+	e := &entry{gen: in.gen, ev: ev, result: result, herr: herr, done: done}
+	go e.awaitReadIndex(in.rt.ctx, in.group, done)
 	in.push(e)
 }
 
@@ -498,6 +498,9 @@ func (in *instance) release() {
 		}
 		in.pipeline[0] = nil
 		in.pipeline = in.pipeline[1:]
+		if e.prop != nil {
+			e.res, e.err = e.prop.Wait() // done: returns at once
+		}
 		in.finish(e)
 	}
 }

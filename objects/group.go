@@ -55,22 +55,36 @@ type Group interface {
 
 // Proposal is the outcome of one Propose.
 type Proposal interface {
-	// Wait blocks until the outcome is known and returns it. It is called once.
+	// Done is closed once the outcome is known; Wait then returns it without blocking. It
+	// must be closed eventually: at the latest when the node loses leadership or stops.
+	// The executor waits on it together with new calls, so no goroutine waits per command.
+	Done() <-chan struct{}
+	// Wait blocks until Done is closed and returns the outcome:
 	//   - (res, nil): the command committed and has been applied on this node; res is what
 	//     the state machine returned (res.Err set if it rejected the command, res.Duplicate
 	//     if the request had been applied before).
 	//   - (nil, err): the command has not been applied here, and either it never will be, or
 	//     the term it was submitted for is over (LeaderTerm no longer reports it). An error
 	//     carrying a leader hint is returned to the caller unchanged.
-	// Wait must return eventually: at the latest when the node loses leadership or stops.
 	Wait() (*fsm.Result, error)
 }
 
-// ProposalFunc adapts a function to Proposal, e.g. one wrapping raft.ApplyFuture.
-type ProposalFunc func() (*fsm.Result, error)
+// Settled returns a Proposal whose outcome is known already: a Group that applies a
+// command before Propose returns, or refuses it at once, answers with one.
+func Settled(res *fsm.Result, err error) Proposal {
+	p := &settled{res: res, err: err, done: make(chan struct{})}
+	close(p.done)
+	return p
+}
 
-// Wait calls f.
-func (f ProposalFunc) Wait() (*fsm.Result, error) { return f() }
+type settled struct {
+	res  *fsm.Result
+	err  error
+	done chan struct{}
+}
+
+func (p *settled) Done() <-chan struct{}      { return p.done }
+func (p *settled) Wait() (*fsm.Result, error) { return p.res, p.err }
 
 // Locator routes objects to groups.
 type Locator interface {

@@ -68,6 +68,8 @@ type memProposal struct {
 	err   error
 }
 
+func (p *memProposal) Done() <-chan struct{} { return p.done }
+
 func (p *memProposal) Wait() (*fsm.Result, error) {
 	<-p.done
 	return p.res, p.err
@@ -432,7 +434,7 @@ type instantGroup struct {
 
 func (g *instantGroup) Propose(_ context.Context, _ uint64, cmd *fsm.Command) Proposal {
 	v := g.version.Add(1)
-	return ProposalFunc(func() (*fsm.Result, error) { return &fsm.Result{Index: v, Version: v}, nil })
+	return Settled(&fsm.Result{Index: v, Version: v}, nil)
 }
 func (g *instantGroup) ReadIndex(context.Context) error      { return nil }
 func (g *instantGroup) View(fn func(tx *fsm.Tx) error) error { return g.store.View(fn) }

@@ -187,7 +187,7 @@ func benchSubmit(b *testing.B, callers int) {
 				if !ok {
 					continue
 				}
-				_, err := g.Submit(term, cmd)()
+				_, err := g.Submit(term, cmd).Wait()
 				if err == nil {
 					break
 				}

@@ -127,38 +127,25 @@ func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, err
 }
 
 // Submit hands cmd to raft if this replica still serves term, and returns without waiting
-// for the commit; wait reports the outcome as Propose does, except that a command the
-// state machine rejected returns (res, nil) with res.Err set. Commands submitted one after
-// another enter the log in submission order, which is what lets a caller pipeline the
-// commands of one object. Commands submitted together may share one log entry (see
+// for the commit; the Pending reports the outcome as Propose does, except that a command
+// the state machine rejected returns (res, nil) with res.Err set. Commands submitted one
+// after another enter the log in submission order, which is what lets a caller pipeline
+// the commands of one object. Commands submitted together may share one log entry (see
 // proposer); each is still applied and answered on its own. Submit never blocks and never
 // refuses one command and then accepts the next for lack of room: the queue holds what
 // callers have in flight (the server bounds that per connection and per object), and
 // raft's own queue holds the proposer back.
-func (g *Group) Submit(term uint64, cmd *fsm.Command) (wait func() (*fsm.Result, error)) {
+func (g *Group) Submit(term uint64, cmd *fsm.Command) *Pending {
 	if t, ok := g.LeaderTerm(); !ok || t != term {
-		err := g.notLeader()
-		return func() (*fsm.Result, error) { return nil, err }
+		return settled(g.notLeader())
 	}
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
-		return func() (*fsm.Result, error) { return nil, err }
+		return settled(err)
 	}
-	x := &proposal{term: term, data: data, done: make(chan struct{})}
+	x := &Pending{term: term, data: data, done: make(chan struct{})}
 	g.submit(x)
-	return func() (*fsm.Result, error) {
-		select {
-		case <-x.done:
-			return x.res, x.err
-		case <-g.stop:
-			select {
-			case <-x.done:
-				return x.res, x.err
-			default:
-			}
-			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ErrClosed)
-		}
-	}
+	return x
 }
 
 func (g *Group) result(f raft.ApplyFuture) *fsm.Result {

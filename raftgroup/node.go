@@ -227,6 +227,7 @@ func latestSnapshotIndex(s raft.SnapshotStore) uint64 {
 
 func (g *Group) shutdown() {
 	close(g.stop)
+	g.failAll()
 	if err := g.raft.Shutdown().Error(); err != nil {
 		g.log.Warn("raft shutdown", "err", err)
 	}

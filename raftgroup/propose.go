@@ -3,6 +3,7 @@ package raftgroup
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -36,9 +37,14 @@ import (
 // triggers replication.
 type proposer struct {
 	mu       sync.Mutex
-	queue    []*proposal
+	queue    []*Pending
 	busy     bool // a goroutine is proposing; it will take what is queued
 	inflight int  // entries handed to raft, neither answered nor out for entryHold yet
+	// out holds the commands of every entry handed to raft and not yet answered, keyed by
+	// the entry's first command: raft never answers a future still queued when it shuts
+	// down, so shutdown settles these itself (failAll).
+	out     map[*Pending][]*Pending
+	stopped bool // failAll ran: nothing more is proposed
 }
 
 // Bounds of one batch entry, and of the entries in flight. A command larger than
@@ -50,18 +56,48 @@ var (
 	entryHold          = 10 * time.Millisecond
 )
 
-type proposal struct {
-	term uint64
-	data []byte // fsm.EncodeCommand encoding
-	done chan struct{}
-	res  *fsm.Result // set before done is closed
-	err  error
+// Pending is one command handed to Submit, until its outcome is known.
+type Pending struct {
+	term    uint64
+	data    []byte // fsm.EncodeCommand encoding
+	settled atomic.Bool
+	done    chan struct{}
+	res     *fsm.Result // set before done is closed
+	err     error
+}
+
+// settled returns a Pending whose outcome is err from the start.
+func settled(err error) *Pending {
+	x := &Pending{done: make(chan struct{})}
+	x.settle(nil, err)
+	return x
+}
+
+// Done is closed once the outcome is known, at the latest when the group shuts down;
+// Wait then returns it at once. A caller can wait for many commands with one select.
+func (x *Pending) Done() <-chan struct{} { return x.done }
+
+// Wait blocks until Done is closed and returns the outcome, as Submit describes.
+func (x *Pending) Wait() (*fsm.Result, error) {
+	<-x.done
+	return x.res, x.err
+}
+
+// settle sets the outcome and closes done. Only the first call counts: an entry answered
+// by raft while shutdown fails it keeps whichever outcome came first (both are true: the
+// one from shutdown says the outcome is unknown).
+func (x *Pending) settle(res *fsm.Result, err error) {
+	if !x.settled.CompareAndSwap(false, true) {
+		return
+	}
+	x.res, x.err = res, err
+	close(x.done)
 }
 
 // submit queues x; if no proposal is under way and there is room in flight, it proposes
 // itself, and hands what queued meanwhile to a goroutine so that its caller (an object's
 // executor) is not kept proposing other objects' commands.
-func (g *Group) submit(x *proposal) {
+func (g *Group) submit(x *Pending) {
 	p := &g.prop
 	p.mu.Lock()
 	p.queue = append(p.queue, x)
@@ -134,14 +170,13 @@ func (g *Group) entryDone() {
 // propose hands batch to raft as one entry, after dropping the commands whose term this
 // replica no longer serves (they were never appended: NotLeaderError). It reports whether
 // it did; deliver then calls entryDone once the entry is answered.
-func (g *Group) propose(batch []*proposal) bool {
+func (g *Group) propose(batch []*Pending) bool {
 	term, ok := g.LeaderTerm()
 	live := batch[:0:0]
 	for _, x := range batch {
 		if !ok || x.term != term {
-			x.err = g.notLeader()
 			g.node.cfg.Metrics.Proposed(g.id, false)
-			close(x.done)
+			x.settle(nil, g.notLeader())
 			continue
 		}
 		live = append(live, x)
@@ -149,6 +184,20 @@ func (g *Group) propose(batch []*proposal) bool {
 	if len(live) == 0 {
 		return false
 	}
+	p := &g.prop
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		for _, x := range live {
+			x.settle(nil, ErrClosed) // never handed to raft
+		}
+		return false
+	}
+	if p.out == nil {
+		p.out = make(map[*Pending][]*Pending)
+	}
+	p.out[live[0]] = live
+	p.mu.Unlock()
 	data := live[0].data
 	if len(live) > 1 {
 		cmds := make([][]byte, len(live))
@@ -169,7 +218,7 @@ func (g *Group) propose(batch []*proposal) bool {
 // deliver waits for the entry of batch and answers each of its commands. Raft never answers
 // a future still queued when it shuts down: the goroutine then stays, and the waiters
 // return on the group's stop channel instead (see Submit).
-func (g *Group) deliver(batch []*proposal, f raft.ApplyFuture) {
+func (g *Group) deliver(batch []*Pending, f raft.ApplyFuture) {
 	var once sync.Once
 	free := func() { once.Do(g.entryDone) }
 	hold := time.AfterFunc(entryHold, free)
@@ -177,12 +226,16 @@ func (g *Group) deliver(batch []*proposal, f raft.ApplyFuture) {
 		hold.Stop()
 		free()
 	}()
-	if err := f.Error(); err != nil {
+	err := f.Error()
+	p := &g.prop
+	p.mu.Lock()
+	delete(p.out, batch[0])
+	p.mu.Unlock()
+	if err != nil {
 		err = g.applyError(err)
 		for _, x := range batch {
-			x.err = err
 			g.node.cfg.Metrics.Proposed(g.id, false)
-			close(x.done)
+			x.settle(nil, err)
 		}
 		return
 	}
@@ -192,19 +245,38 @@ func (g *Group) deliver(batch []*proposal, f raft.ApplyFuture) {
 			panic(fmt.Sprintf("raftgroup: group %d: a batch of %d commands got %d results", g.id, len(batch), len(r.Results)))
 		}
 		for i, x := range batch {
-			x.res = &r.Results[i]
+			g.node.cfg.Metrics.Proposed(g.id, true)
+			x.settle(&r.Results[i], nil)
 		}
 	case *fsm.Result:
 		// One command, or a batch refused whole (malformed, or replayed): the same
 		// answer for each of its commands.
 		for _, x := range batch {
-			x.res = r
+			g.node.cfg.Metrics.Proposed(g.id, true)
+			x.settle(r, nil)
 		}
 	default:
 		panic(fmt.Sprintf("raftgroup: group %d: state machine returned %T (invariant: fsm.Store returns *fsm.Result or *fsm.BatchResult)", g.id, f.Response()))
 	}
-	for _, x := range batch {
-		g.node.cfg.Metrics.Proposed(g.id, true)
-		close(x.done)
+}
+
+// failAll settles every command not answered yet, when the group shuts down: queued ones
+// were never handed to raft (ErrClosed); those in an entry raft has may still commit
+// (ErrUnknownOutcome). Nothing is proposed afterwards.
+func (g *Group) failAll() {
+	p := &g.prop
+	p.mu.Lock()
+	p.stopped = true
+	queue, out := p.queue, p.out
+	p.queue, p.out = nil, nil
+	p.mu.Unlock()
+	for _, x := range queue {
+		x.settle(nil, ErrClosed)
+	}
+	unknown := fmt.Errorf("%w: %w", ErrUnknownOutcome, ErrClosed)
+	for _, batch := range out {
+		for _, x := range batch {
+			x.settle(nil, unknown)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func TestSubmitBatchesAndAnswersEachCommand(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			waits := make([]func() (*fsm.Result, error), chain)
+			waits := make([]*Pending, chain)
 			for v := range chain {
 				cmd := put(ids[o], "k", fmt.Sprint(v+1))
 				cmd.Version = uint64(v + 1)
@@ -47,7 +47,7 @@ func TestSubmitBatchesAndAnswersEachCommand(t *testing.T) {
 				waits[v] = g.Submit(term, cmd) // pipelined: no wait in between
 			}
 			for _, w := range waits {
-				res, err := w()
+				res, err := w.Wait()
 				answers[o] = append(answers[o], answer{res, err})
 			}
 		}()
@@ -105,10 +105,10 @@ func TestSubmitRefusesAStaleTerm(t *testing.T) {
 	c.waitAllLeaders()
 	g := c.nodes[c.leader(1)].Group(1)
 	term, _ := g.LeaderTerm()
-	if _, err := g.Submit(term+1, put(randomID(), "k", "v"))(); !errors.Is(err, ErrNotLeader) {
+	if _, err := g.Submit(term+1, put(randomID(), "k", "v")).Wait(); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("submit in a term not served: %v, want ErrNotLeader", err)
 	}
-	if res, err := g.Submit(term, put(randomID(), "k", "v"))(); err != nil || res.Err != nil {
+	if res, err := g.Submit(term, put(randomID(), "k", "v")).Wait(); err != nil || res.Err != nil {
 		t.Fatalf("submit in the served term: %v %+v", err, res)
 	}
 }
@@ -128,7 +128,7 @@ func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
 	l := c.leader(gid)
 	g := c.nodes[l].Group(gid)
 	term, _ := g.LeaderTerm()
-	if _, err := g.Submit(term, put(randomID(), "k", "v"))(); err != nil {
+	if _, err := g.Submit(term, put(randomID(), "k", "v")).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	for link, p := range proxies {
@@ -145,9 +145,9 @@ func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
 	}
 	next := g.Submit(term, put(randomID(), "k", "b"))
 	done := make(chan error, 2)
-	for _, w := range []func() (*fsm.Result, error){stuck, next} {
+	for _, w := range []*Pending{stuck, next} {
 		go func() {
-			_, err := w()
+			_, err := w.Wait()
 			done <- err
 		}()
 	}
@@ -160,6 +160,58 @@ func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
 			}
 		case <-timeout:
 			t.Fatal("commands still unanswered 5s after the links healed: the group stopped proposing behind a stuck entry")
+		}
+	}
+}
+
+// Raft never answers a future still queued when it shuts down, so a command the leader
+// could not commit must still be settled when its node closes: the object runtime waits on
+// Done with no timeout of its own. Commands queued behind the stuck entry were never handed
+// to raft (ErrClosed); the entry's own may have committed (ErrUnknownOutcome).
+func TestShutdownSettlesEveryPendingCommand(t *testing.T) {
+	tm := fastTiming()
+	tm.CommitTimeout = time.Minute
+	tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+	c, proxies, _ := newProxiedCluster(t, 3, 1, withTiming(tm))
+	c.waitAllLeaders()
+	const gid = 1
+	l := c.leader(gid)
+	g := c.nodes[l].Group(gid)
+	term, _ := g.LeaderTerm()
+	for link, p := range proxies {
+		if link[0] == l {
+			p.cut()
+		}
+	}
+	var pending []*Pending
+	for i := range 50 {
+		pending = append(pending, g.Submit(term, put(randomID(), "k", fmt.Sprint(i))))
+	}
+	// Raft usually answers what it holds at shutdown (ErrLeadershipLost for its inflight
+	// entries), but not an entry it committed and had yet to apply; stand one in.
+	lost := &Pending{term: term, done: make(chan struct{})}
+	g.prop.mu.Lock()
+	g.prop.out[lost] = []*Pending{lost}
+	g.prop.mu.Unlock()
+	c.stop(l)
+	select {
+	case <-lost.Done():
+		if _, err := lost.Wait(); !errors.Is(err, ErrUnknownOutcome) {
+			t.Fatalf("an entry raft never answered: %v, want ErrUnknownOutcome", err)
+		}
+	default:
+		t.Fatal("an entry raft never answered is still pending after its node closed")
+	}
+	timeout := time.After(5 * time.Second)
+	for i, x := range pending {
+		select {
+		case <-x.Done():
+		case <-timeout:
+			t.Fatalf("command %d still pending 5s after its node closed", i)
+		}
+		_, err := x.Wait()
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnknownOutcome) && !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("command %d: %v, want ErrClosed, ErrUnknownOutcome or ErrNotLeader", i, err)
 		}
 	}
 }

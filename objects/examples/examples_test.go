@@ -30,11 +30,11 @@ func (g *syncGroup) Propose(_ context.Context, _ uint64, cmd *fsm.Command) objec
 	defer g.mu.Unlock()
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
-		return objects.ProposalFunc(func() (*fsm.Result, error) { return nil, err })
+		return objects.Settled(nil, err)
 	}
 	g.index++
 	res, _ := g.store.Apply(&raft.Log{Index: g.index, Type: raft.LogCommand, Data: data}).(*fsm.Result)
-	return objects.ProposalFunc(func() (*fsm.Result, error) { return res, nil })
+	return objects.Settled(res, nil)
 }
 
 func (g *syncGroup) ReadIndex(context.Context) error        { return nil }
