@@ -6,10 +6,11 @@
 // (raftgroup), the object runtime (objects) and the SDK protocol (internal/wire) that the
 // Go client (package client) speaks.
 //
-// SDK protocol serving, per connection: one reader goroutine decodes frames; each request
-// runs in a goroutine of its own, at most MaxInflightPerConn at once (more are answered
-// CodeOverloaded at once); one writer goroutine serialises the responses, which may go out
-// in any order. Every error a call can end in is mapped to a wire code, a NotLeader one
+// SDK protocol serving, per connection: one reader goroutine decodes frames and hands each
+// request to a worker goroutine, an idle one if there is one, at most MaxInflightPerConn
+// requests at once (more are answered CodeOverloaded at once); a request whose object is
+// idle runs the object's executor on its worker (objects.Runtime.Call); one writer
+// goroutine serialises the responses, which may go out in any order. Every error a call can end in is mapped to a wire code, a NotLeader one
 // carrying the leader this node knows of.
 //
 // Invariants:

@@ -26,8 +26,9 @@ import (
 // result that passes the check below always fits a frame.
 const responseOverhead = 64
 
-// sdkConn serves one SDK connection: a reader loop, one goroutine per request (at most
-// sem's capacity at once), and a writer loop that owns the write side.
+// sdkConn serves one SDK connection: a reader loop, worker goroutines that serve one
+// request at a time (at most sem's capacity of requests at once), and a writer loop that
+// owns the write side.
 type sdkConn struct {
 	s   *Server
 	nc  net.Conn
@@ -38,6 +39,7 @@ type sdkConn struct {
 	cancel context.CancelFunc
 
 	sem      chan struct{}       // one token per request in progress
+	work     chan *wire.Request  // to an idle worker (unbuffered)
 	out      chan *wire.Response // to the writer
 	handlers sync.WaitGroup
 	writer   chan struct{} // closed when the writer exits
@@ -57,6 +59,7 @@ func newSDKConn(s *Server, nc net.Conn) *sdkConn {
 		// Handlers hold a token while they send, so at most cap(sem) responses wait
 		// here, plus the Overloaded ones the reader sends itself.
 		out:    make(chan *wire.Response, s.cfg.MaxInflightPerConn),
+		work:   make(chan *wire.Request),
 		writer: make(chan struct{}),
 	}
 }
@@ -100,8 +103,12 @@ func (c *sdkConn) readLoop() error {
 		}
 		select {
 		case c.sem <- struct{}{}:
-			c.handlers.Add(1)
-			go c.handle(req)
+			select {
+			case c.work <- req:
+			default:
+				c.handlers.Add(1)
+				go c.worker(req)
+			}
 		default:
 			c.send(&wire.Response{StreamID: req.StreamID, Err: &wire.Error{
 				Code:    wire.CodeOverloaded,
@@ -111,8 +118,32 @@ func (c *sdkConn) readLoop() error {
 	}
 }
 
-func (c *sdkConn) handle(req *wire.Request) {
+// workerIdle is how long a worker waits for another request before it exits.
+const workerIdle = 5 * time.Second
+
+// worker serves req, then whatever the reader hands it, until it has waited workerIdle
+// for one or the connection ends. Reusing goroutines matters because a request goes deep:
+// it runs its object's handler, reads the store and often drives the object's executor,
+// and a new goroutine would grow its stack (copying it) several times on the way down,
+// on every request.
+func (c *sdkConn) worker(req *wire.Request) {
 	defer c.handlers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		c.handle(req)
+		idle.Reset(workerIdle)
+		select {
+		case req = <-c.work:
+		case <-idle.C:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *sdkConn) handle(req *wire.Request) {
 	defer func() { <-c.sem }()
 	defer func() {
 		// The runtime contains handler panics; this catches bugs of the node's own, which

@@ -66,8 +66,9 @@ type entry struct {
 
 // instance is one object in memory. Its fields under mu are shared with callers and the
 // sweeper; the rest belong to the executor goroutine — the one goroutine running run()
-// while running is true. A later run() takes them over through mu (running is set and
-// cleared under it), so they are never touched concurrently.
+// while running is true: the caller that found the object idle, then any goroutine it
+// hands over to. A later run() takes them over through mu (running is set and cleared
+// under it), so they are never touched concurrently.
 type instance struct {
 	rt   *Runtime
 	id   objid.ID
@@ -120,14 +121,16 @@ func newInstance(r *Runtime, id objid.ID, cls *class) *instance {
 	}
 }
 
-// admit queues ev, or refuses it when the object holds MaxQueue calls. Called with the
-// shard lock held (so Runtime.Close cannot pass execs.Wait before the Add below).
-func (in *instance) admit(ev *event) error {
+// admit queues ev, or refuses it when the object holds MaxQueue calls. If no executor is
+// running, the caller becomes it: admit reports exec and the caller must call run(ev).
+// Called with the shard lock held (so Runtime.Close cannot pass execs.Wait before the Add
+// below).
+func (in *instance) admit(ev *event) (exec bool, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.admitted >= in.rt.opts.MaxQueue { // invariant 1's bound
 		in.rt.overloads.Add(1)
-		return fmt.Errorf("%w: %d calls queued or in flight on %s", ErrOverloaded, in.admitted, in.id)
+		return false, fmt.Errorf("%w: %d calls queued or in flight on %s", ErrOverloaded, in.admitted, in.id)
 	}
 	in.admitted++
 	in.queue = append(in.queue, ev)
@@ -135,14 +138,13 @@ func (in *instance) admit(ev *event) error {
 	if !in.running {
 		in.running = true
 		in.rt.execs.Add(1)
-		go in.run()
-	} else {
-		select {
-		case in.wake <- struct{}{}:
-		default: // a nudge is already pending
-		}
+		return true, nil
 	}
-	return nil
+	select {
+	case in.wake <- struct{}{}:
+	default: // a nudge is already pending
+	}
+	return false, nil
 }
 
 // idleSince returns how long the instance has been idle, or 0 if it is busy.
@@ -155,17 +157,51 @@ func (in *instance) idleSince(now time.Time) time.Duration {
 	return now.Sub(in.lastUsed)
 }
 
-// run is the executor goroutine. It lives while the object has calls queued or in flight
-// and exits when it has none, so an idle object costs no goroutine.
-func (in *instance) run() {
-	defer in.rt.execs.Done()
+// run is the executor. It runs while the object has calls queued or in flight and stops
+// when it has none, so an idle object costs no goroutine.
+//
+// The caller whose call found the object idle runs it on its own goroutine (own is that
+// call): most calls of a spread load then run, commit and are answered without a goroutine
+// of their own or a hand-off between two. Once own is answered, or its caller gives up,
+// run hands what is left to a new goroutine (own nil), which runs until the object idles.
+func (in *instance) run(own *event) {
+	if in.loop(own) {
+		go in.run(nil) // ownership of the executor's fields passes with the go statement
+		return
+	}
+	in.rt.execs.Done()
+}
+
+// loop executes and releases calls until the object has nothing left (then the executor
+// has stopped: it returns false) or, for a caller's goroutine, until own is answered or
+// its caller leaves while work remains (it returns true: hand off).
+func (in *instance) loop(own *event) (handoff bool) {
+	if own != nil {
+		// A panic here is a broken invariant. On the caller's goroutine it would be caught
+		// by the server's per-request recover and leave the object with an executor that
+		// never runs; crash instead, as the executor's own goroutine would.
+		defer func() {
+			if p := recover(); p != nil {
+				stack := debug.Stack() // the panicking executor's frames are still below
+				go panic(fmt.Sprintf("%v [recovered from the executor]\n%s", p, stack))
+				select {}
+			}
+		}()
+	}
 	in.rt.executing.Add(1)
 	defer in.rt.executing.Add(-1)
+	var left <-chan struct{}
+	if own != nil {
+		left = own.ctx.Done()
+	}
 	for {
 		in.release()
+		if own != nil && own.answered {
+			return !in.stopIfIdle()
+		}
 		ev, exit := in.next()
 		if exit {
-			return
+			return false
 		}
 		if ev != nil {
 			in.execute(ev)
@@ -177,6 +213,8 @@ func (in *instance) run() {
 		select {
 		case <-in.pipeline[0].done:
 		case <-in.wake:
+		case <-left:
+			return true
 		}
 	}
 }
@@ -186,9 +224,7 @@ func (in *instance) run() {
 func (in *instance) next() (ev *event, exit bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if len(in.queue) == 0 && len(in.pipeline) == 0 {
-		in.running = false
-		in.lastUsed = in.rt.opts.Now()
+	if in.stopIfIdleLocked() {
 		return nil, true
 	}
 	if len(in.queue) == 0 || in.draining() {
@@ -198,6 +234,23 @@ func (in *instance) next() (ev *event, exit bool) {
 	in.queue[0] = nil
 	in.queue = in.queue[1:]
 	return ev, false
+}
+
+// stopIfIdle gives up ownership of the executor if the object has nothing queued or in
+// flight, and reports whether it did.
+func (in *instance) stopIfIdle() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stopIfIdleLocked()
+}
+
+func (in *instance) stopIfIdleLocked() bool {
+	if len(in.queue) != 0 || len(in.pipeline) != 0 {
+		return false
+	}
+	in.running = false
+	in.lastUsed = in.rt.opts.Now()
+	return true
 }
 
 // draining reports whether entries of an ended generation are still in the pipeline. No

@@ -839,3 +839,42 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
 }
+
+// The caller that finds an object idle runs its executor, and meanwhile runs the calls that
+// queue behind its own. If it leaves (its context ends) before its call is answered, a
+// goroutine takes the executor over: the calls behind it still run, commit and are
+// answered in order.
+func TestCallerLeavingHandsOverTheExecutor(t *testing.T) {
+	f := newFixture(t, Options{})
+	id := objid.FromName("T", "x")
+	f.g.pause()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1) // finds x idle: runs its executor
+		done <- err
+	}()
+	waitFor(t, "the first Add is submitted", func() bool { return f.g.pendingCount() == 1 })
+	// The next two run on the first caller's goroutine, pipelined behind its command.
+	b := asyncCall[int](f.rt, f.req("x", "Add"), 10)
+	waitFor(t, "the second Add is submitted", func() bool { return f.g.pendingCount() == 2 })
+	c := asyncCall[int](f.rt, f.req("x", "Add"), 100)
+	waitFor(t, "the third Add is submitted", func() bool { return f.g.pendingCount() == 3 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the leaving caller got %v, want context.Canceled", err)
+	}
+	d := asyncCall[int](f.rt, f.req("x", "Add"), 1000) // queued for whoever runs the executor now
+	notAnswered(t, b, "an Add whose command is not applied")
+	f.g.resume()
+	for _, want := range []struct {
+		ch <-chan result[int]
+		v  int
+	}{{b, 11}, {c, 111}, {d, 1111}} {
+		if got := recv(t, want.ch); got.err != nil || got.v != want.v {
+			t.Fatalf("Add = %+v, want %d", got, want.v)
+		}
+	}
+	waitFor(t, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
+	f.checkNoOverlap()
+}

@@ -428,13 +428,17 @@ func (ga *groupAlarms) dispatch(id objid.ID, at int64) {
 		group: ga.g,
 		reply: make(chan outcome, 1),
 	}
-	if err := ga.rt.admit(cls, ev); err != nil {
+	exec, err := ga.rt.admit(cls, ev)
+	if err != nil {
 		ga.finish(id, err, false)
 		return
 	}
 	ga.s.fires.Add(1)
 	go func() {
 		defer ga.s.fires.Done()
+		if exec != nil {
+			exec.run(ev)
+		}
 		o := <-ev.reply
 		ga.finish(id, o.err, false)
 	}()

@@ -172,7 +172,7 @@ func (g *Group) entryDone() {
 // it did; deliver then calls entryDone once the entry is answered.
 func (g *Group) propose(batch []*Pending) bool {
 	term, ok := g.LeaderTerm()
-	live := batch[:0:0]
+	live := make([]*Pending, 0, len(batch))
 	for _, x := range batch {
 		if !ok || x.term != term {
 			g.node.cfg.Metrics.Proposed(g.id, false)
