@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -34,6 +35,7 @@ type Node struct {
 	logs      *logstore.Store
 	beats     *beats
 	appender  *appender
+	slots     entrySlots
 	log       *slog.Logger
 
 	groups  map[uint64]*Group // immutable after Start
@@ -67,6 +69,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 		serving:   make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
+	n.slots.free = entrySlotsFor(runtime.GOMAXPROCS(0))
 	fresh, err := checkIdentity(cfg, n.placement.ClusterID)
 	if err != nil {
 		return nil, err

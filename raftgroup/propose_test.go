@@ -215,3 +215,77 @@ func TestShutdownSettlesEveryPendingCommand(t *testing.T) {
 		}
 	}
 }
+
+// With one entry slot per node, groups that share a leader take turns: every command of
+// every group still commits, in order, and once the load is over each node has its slot
+// back and nobody waiting (a slot lost on any path would stall the node's groups for good).
+func TestEntrySlotsAreSharedAndReturned(t *testing.T) {
+	old := nodeEntrySlots
+	nodeEntrySlots = 1
+	t.Cleanup(func() { nodeEntrySlots = old })
+	const groups, callers, chain = 6, 4, 25
+	c := newCluster(t, 3, withGroups(groups))
+	c.waitAllLeaders()
+	var wg sync.WaitGroup
+	errs := make(chan error, groups*callers)
+	entries := make([]map[uint64]bool, groups+1)
+	var mu sync.Mutex
+	for gid := uint64(1); gid <= groups; gid++ {
+		entries[gid] = map[uint64]bool{}
+		g := c.nodes[c.leader(gid)].Group(gid)
+		term, _ := g.LeaderTerm()
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := randomID()
+				waits := make([]*Pending, chain)
+				for v := range chain {
+					cmd := put(id, "k", fmt.Sprint(v+1))
+					cmd.Version = uint64(v + 1)
+					waits[v] = g.Submit(term, cmd)
+				}
+				for v, w := range waits {
+					select {
+					case <-w.Done():
+					case <-time.After(10 * time.Second):
+						errs <- fmt.Errorf("group %d: command %d unanswered after 10s", gid, v)
+						return
+					}
+					res, err := w.Wait()
+					if err == nil && (res.Err != nil || res.Version != uint64(v+1)) {
+						err = fmt.Errorf("command %d: %+v", v, res)
+					}
+					if err != nil {
+						errs <- fmt.Errorf("group %d: %w", gid, err)
+						return
+					}
+					mu.Lock()
+					entries[gid][res.Index] = true
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		n += len(e)
+	}
+	t.Logf("%d commands in %d entries", groups*callers*chain, n)
+	waitFor(t, 5*time.Second, "every node's slot to be free", func() bool {
+		for _, node := range c.nodes {
+			node.slots.mu.Lock()
+			free, waiting := node.slots.free, len(node.slots.waiting)
+			node.slots.mu.Unlock()
+			if free != 1 || waiting != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
