@@ -31,8 +31,8 @@
 //
 //  1. Input gate. At most one handler (or Init) of an object runs at a time, and only on
 //     the executor goroutine (the caller whose call found the object idle, until that
-//     call is answered; then a goroutine of its own). The runtime holds at most MaxQueue calls per object; more
-//     are refused with ErrOverloaded.
+//     call is answered; then a goroutine of its own). The runtime holds at most MaxQueue
+//     calls per object; more are refused with ErrOverloaded.
 //  2. One call, one command. A call's writes are buffered in Storage and submitted as one
 //     command, all or nothing. A handler that returns an error or panics writes nothing.
 //  3. Log order is execution order. Commands are submitted from the executor goroutine in
