@@ -113,29 +113,49 @@ func TestSubmitRefusesAStaleTerm(t *testing.T) {
 	}
 }
 
+// cuttableLeader is one group on 3 nodes whose links run through proxies, with raft timing
+// that keeps its leader through the tests' cuts (a lease far longer than they last) and
+// retries a failed append only when a new entry comes (CommitTimeout a minute).
+type cuttableLeader struct {
+	c       *testCluster
+	proxies map[[2]int]*linkProxy
+	l       int // the leader's node
+	g       *Group
+	term    uint64
+}
+
+func newCuttableLeader(t *testing.T) *cuttableLeader {
+	tm := fastTiming()
+	tm.CommitTimeout = time.Minute
+	tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+	c, proxies, _ := newProxiedCluster(t, 3, 1, withTiming(tm))
+	c.waitAllLeaders()
+	l := c.leader(1)
+	g := c.nodes[l].Group(1)
+	term, _ := g.LeaderTerm()
+	return &cuttableLeader{c: c, proxies: proxies, l: l, g: g, term: term}
+}
+
+// cut drops every link from the leader to its followers.
+func (s *cuttableLeader) cut() {
+	for link, p := range s.proxies {
+		if link[0] == s.l {
+			p.cut()
+		}
+	}
+}
+
 // Raft retries a failed append only when a new entry arrives or after CommitTimeout. A
 // group that held every later command until its one entry in flight was answered would
 // leave that entry stuck for the whole timer after a connection reset; the hold lets the
 // next command go out, and its append carries the stuck entry too.
 func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
-	tm := fastTiming()
-	tm.CommitTimeout = time.Minute
-	// A lease far longer than the cut, so the leader never steps down in this test.
-	tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
-	c, proxies, _ := newProxiedCluster(t, 3, 1, withTiming(tm))
-	c.waitAllLeaders()
-	const gid = 1
-	l := c.leader(gid)
-	g := c.nodes[l].Group(gid)
-	term, _ := g.LeaderTerm()
+	s := newCuttableLeader(t)
+	g, term, proxies := s.g, s.term, s.proxies
 	if _, err := g.Submit(term, put(randomID(), "k", "v")).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	for link, p := range proxies {
-		if link[0] == l {
-			p.cut()
-		}
-	}
+	s.cut()
 	stuck := g.Submit(term, put(randomID(), "k", "a"))
 	// Give raft time to try (and fail) the append; if it has not tried yet, the entry just
 	// commits after the heal and the test proves nothing, but does not fail.
@@ -169,20 +189,9 @@ func TestSubmitKeepsProposingWhileAnEntryIsStuck(t *testing.T) {
 // Done with no timeout of its own. Commands queued behind the stuck entry were never handed
 // to raft (ErrClosed); the entry's own may have committed (ErrUnknownOutcome).
 func TestShutdownSettlesEveryPendingCommand(t *testing.T) {
-	tm := fastTiming()
-	tm.CommitTimeout = time.Minute
-	tm.HeartbeatTimeout, tm.ElectionTimeout, tm.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
-	c, proxies, _ := newProxiedCluster(t, 3, 1, withTiming(tm))
-	c.waitAllLeaders()
-	const gid = 1
-	l := c.leader(gid)
-	g := c.nodes[l].Group(gid)
-	term, _ := g.LeaderTerm()
-	for link, p := range proxies {
-		if link[0] == l {
-			p.cut()
-		}
-	}
+	s := newCuttableLeader(t)
+	g, term := s.g, s.term
+	s.cut()
 	var pending []*Pending
 	for i := range 50 {
 		pending = append(pending, g.Submit(term, put(randomID(), "k", fmt.Sprint(i))))
@@ -193,7 +202,7 @@ func TestShutdownSettlesEveryPendingCommand(t *testing.T) {
 	g.prop.mu.Lock()
 	g.prop.out[lost] = []*Pending{lost}
 	g.prop.mu.Unlock()
-	c.stop(l)
+	s.c.stop(s.l)
 	select {
 	case <-lost.Done():
 		if _, err := lost.Wait(); !errors.Is(err, ErrUnknownOutcome) {
