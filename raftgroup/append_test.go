@@ -31,10 +31,12 @@ func sampleAppend() *raft.AppendEntriesRequest {
 
 func TestAppendWireRoundTrip(t *testing.T) {
 	req := sampleAppend()
-	id, gid, got, err := decodeAppendRequest(appendRequestFrame(nil, 9, 3, req))
+	frame := appendRequestFrame(nil, 9, 3, req)
+	id, gid, got, err := decodeAppendRequest(frame)
 	if err != nil || id != 9 || gid != 3 {
 		t.Fatalf("decode request: id %d, group %d, %v", id, gid, err)
 	}
+	clear(frame) // the connection reuses its frame buffer: nothing decoded may alias it
 	// Times compare by instant: the decoded ones carry no monotonic reading.
 	for i := range got.Entries {
 		if !got.Entries[i].AppendedAt.Equal(req.Entries[i].AppendedAt) {

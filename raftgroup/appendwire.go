@@ -1,6 +1,7 @@
 package raftgroup
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -110,16 +111,21 @@ func (r *beatReader) rpcHeader() raft.RPCHeader {
 	if r.err == nil && v > uint64(raft.ProtocolVersionMax) {
 		r.fail("protocol version %d", v)
 	}
-	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: clone(r.bytes("sender ID")), Addr: clone(r.bytes("sender address"))}
+	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: r.keep(r.bytes("sender ID")), Addr: r.keep(r.bytes("sender address"))}
 }
 
-// clone copies b out of the frame, which is reused; empty stays nil, as raft's own
-// decoding leaves it.
-func clone(b []byte) []byte {
-	if len(b) == 0 {
+// keep returns b, a part of the frame, for the decoded message to hold: copied out of a
+// reused frame, or as it is from the reader's own copy (capped, so nothing appends into
+// its neighbour). Empty stays nil, as raft's own decoding leaves it.
+func (r *beatReader) keep(b []byte) []byte {
+	switch {
+	case len(b) == 0:
 		return nil
+	case r.owned:
+		return b[:len(b):len(b)]
+	default:
+		return append([]byte(nil), b...)
 	}
-	return append([]byte(nil), b...)
 }
 
 // frameHead reads a frame's version, kind and ID.
@@ -134,9 +140,10 @@ func (r *beatReader) frameHead() (kind byte, id uint64) {
 	return kind, r.uvarint("ID")
 }
 
-// decodeAppendRequest decodes a request frame. Nothing in the result aliases b.
+// decodeAppendRequest decodes a request frame. Nothing in the result aliases b: the
+// entries' data share one copy of the frame, one allocation instead of one per entry.
 func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest, err error) {
-	r := beatReader{b: b, kind: errAppendDecode}
+	r := beatReader{b: bytes.Clone(b), kind: errAppendDecode, owned: true}
 	kind, id := r.frameHead()
 	if r.err == nil && kind != kindRequest {
 		r.fail("kind %d, want a request", kind)
@@ -144,7 +151,7 @@ func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest
 	gid = r.uvarint("group")
 	a = &raft.AppendEntriesRequest{RPCHeader: r.rpcHeader()}
 	a.Term = r.uvarint("term")
-	a.Leader = clone(r.bytes("leader"))
+	a.Leader = r.keep(r.bytes("leader"))
 	a.PrevLogEntry = r.uvarint("prev log entry")
 	a.PrevLogTerm = r.uvarint("prev log term")
 	a.LeaderCommitIndex = r.uvarint("leader commit")
@@ -160,8 +167,8 @@ func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest
 			e.Index = r.uvarint("index")
 			e.Term = r.uvarint("term")
 			e.Type = raft.LogType(r.byte("type"))
-			e.Data = clone(r.blob("data", maxBlob))
-			e.Extensions = clone(r.blob("extensions", maxBlob))
+			e.Data = r.keep(r.blob("data", maxBlob))
+			e.Extensions = r.keep(r.blob("extensions", maxBlob))
 			switch f := r.byte("appended-at flag"); f {
 			case 0:
 			case 1:

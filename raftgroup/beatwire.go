@@ -83,6 +83,9 @@ type beatReader struct {
 	b    []byte
 	err  error
 	kind error
+	// owned: b is the decoder's own copy of the frame, so what it returns may alias it
+	// (see keep); otherwise the frame is the connection's reused buffer.
+	owned bool
 }
 
 func (r *beatReader) fail(format string, args ...any) {
