@@ -223,6 +223,65 @@ func TestWALReclaimsSpace(t *testing.T) {
 	}
 }
 
+// With fsync on, segments after the first are made ahead as zero-filled
+// spares; the spare never outlives the store, and one a crash left behind is
+// removed at open. Logs written into spares replay like any others.
+func TestWALSpareSegments(t *testing.T) {
+	smallSegments(t, 64<<10)
+	path := filepath.Join(t.TempDir(), "logs.db")
+	spare := filepath.Join(path+walSuffix, spareName)
+	s := openStore(t, path, Options{})
+	g := group(t, s, 1)
+	const n = 1200 // ~280 KB: the first segment and four or five more
+	padded := func(i uint64) *raft.Log {
+		l := entry(1, i, 1)
+		l.Data = append(l.Data, make([]byte, 200)...)
+		return l
+	}
+	for i := uint64(1); i <= n; i++ {
+		mustOK(t, g.StoreLog(padded(i)))
+	}
+	segs := s.wal.segs
+	if len(segs) < 4 {
+		t.Fatalf("%d segments, want at least 4", len(segs))
+	}
+	// Which segments come from spares depends on when the background writes
+	// finish; the ones that do must be full-size zeros beyond their frames.
+	zeroed := 0
+	for _, seg := range segs {
+		if !seg.zeroed {
+			continue
+		}
+		zeroed++
+		st, err := seg.f.Stat()
+		mustOK(t, err)
+		if st.Size() != segmentSize || !allZero(seg.f, seg.size, segmentSize) {
+			t.Fatalf("segment %s from a spare: %d bytes, zeros after its frames %v", seg.path, st.Size(), allZero(seg.f, seg.size, segmentSize))
+		}
+	}
+	if zeroed == 0 {
+		t.Fatalf("no segment of %d was made from a spare", len(segs))
+	}
+	closeStore(t, s)
+	if _, err := os.Stat(spare); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spare after close: %v, want it gone", err)
+	}
+
+	mustOK(t, os.WriteFile(spare, []byte("half-made"), 0o600))
+	s = openStore(t, path, Options{})
+	defer closeStore(t, s)
+	if _, err := os.Stat(spare); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spare left by a crash after open: %v, want it removed", err)
+	}
+	g = group(t, s, 1)
+	assertBounds(t, g, 1, n)
+	for i := uint64(1); i <= n; i += 97 {
+		var got raft.Log
+		mustOK(t, g.GetLog(i, &got))
+		assertLogEqual(t, &got, padded(i))
+	}
+}
+
 // A log that raft has not compacted is live: however many segments it fills,
 // nothing is copied (copying would rewrite it forever and free nothing).
 func TestWALDoesNotCopyLiveLogs(t *testing.T) {
