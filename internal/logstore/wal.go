@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,6 +99,12 @@ type segment struct {
 	// zeroed means the file was made from a spare: its blocks hold zeros
 	// already, so writing into them changes no file system metadata.
 	zeroed bool
+	// direct, when not nil, is the file opened for O_DIRECT|O_DSYNC
+	// writes, which the writer uses instead of f and fdatasync; tail holds
+	// the bytes of the partial block at the end of the frames, which each
+	// write rewrites (see writeDirect).
+	direct *os.File
+	tail   []byte
 }
 
 func (s *segment) addLive(n uint32)  { s.live++; s.liveBytes += int64(n) }
@@ -118,14 +125,17 @@ type wal struct {
 	// spare is a zero-filled, durable file ready to become the next
 	// segment; spareDone delivers the one being made (nil when none is), and
 	// closing spareStop abandons it.
-	spare     *os.File
+	spare     spareResult
 	spareDone chan spareResult
 	spareStop chan struct{}
+	// block is scratch for writeDirect, aligned to directBlock.
+	block []byte
 }
 
 type spareResult struct {
-	f   *os.File
-	err error
+	f      *os.File // nil: no spare
+	direct *os.File // f's file opened for direct writes, nil where that is not supported
+	err    error
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
@@ -441,15 +451,13 @@ func (w *wal) newSegment(seq uint64) error {
 	var hdr [segmentHeaderSize]byte
 	copy(hdr[:], segmentMagic)
 	binary.BigEndian.PutUint64(hdr[8:], seq)
-	if f := w.spare; f != nil {
+	if sp := w.spare; sp.f != nil {
 		// The header is durable before the name: a segment file without
 		// its header is what a crash while creating one leaves, and replay
 		// takes it for that only when it is the last.
-		w.spare = nil
-		_, err := f.WriteAt(hdr[:], 0)
-		if err == nil {
-			err = fdatasync(f)
-		}
+		w.spare = spareResult{}
+		seg := &segment{seq: seq, path: path, f: sp.f, direct: sp.direct, zeroed: true}
+		err := w.writeAt(seg, hdr[:])
 		if err == nil {
 			err = os.Rename(filepath.Join(w.dir, spareName), path)
 		}
@@ -457,10 +465,12 @@ func (w *wal) newSegment(seq uint64) error {
 			err = syncDir(w.dir)
 		}
 		if err != nil {
-			_ = f.Close()
+			seg.close()
 			return fmt.Errorf("create WAL segment %s from the spare: %w", path, err)
 		}
-		w.segs = append(w.segs, &segment{seq: seq, path: path, f: f, size: segmentHeaderSize, zeroed: true})
+		seg.size = segmentHeaderSize
+		w.rotated()
+		w.segs = append(w.segs, seg)
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -479,8 +489,27 @@ func (w *wal) newSegment(seq uint64) error {
 		_ = f.Close()
 		return fmt.Errorf("create WAL segment %s: %w", path, err)
 	}
+	w.rotated()
 	w.segs = append(w.segs, &segment{seq: seq, path: path, f: f, size: segmentHeaderSize})
 	return nil
+}
+
+// rotated closes the active segment's direct file: it is written no more.
+func (w *wal) rotated() {
+	if len(w.segs) == 0 {
+		return
+	}
+	if seg := w.active(); seg.direct != nil {
+		_ = seg.direct.Close()
+		seg.direct, seg.tail = nil, nil
+	}
+}
+
+func (s *segment) close() {
+	_ = s.f.Close()
+	if s.direct != nil {
+		_ = s.direct.Close()
+	}
 }
 
 // spareName is the file a spare segment is made in; Open removes one left
@@ -499,6 +528,15 @@ const spareName = "spare.tmp"
 // a quarter full, the next is made as a spare, and the writer takes it at
 // rotation, or at once if the active segment was not made from one. Without
 // fsync (tests) there is nothing to gain and no spare is made.
+//
+// Direct writes. A segment made from a spare is written with
+// O_DIRECT|O_DSYNC where the file system allows it: each commit writes the
+// blocks it touches straight to the disk, durable when the write returns.
+// That took 16 µs of CPU and 51 µs against fdatasync's 23 µs and 68 µs into
+// the same zeroed blocks, and the spare is zeroed with direct writes too
+// (6 ms of CPU for 64 MiB, against 21 ms or more through the page cache).
+// Reads keep going through f and the page cache, which direct writes keep
+// coherent.
 
 // spareWork keeps the spare current: it collects a finished one, starts
 // making one once the active segment is a quarter full, and reports whether
@@ -514,51 +552,132 @@ func (w *wal) spareWork(seg *segment) (rotate bool) {
 			if r.err != nil {
 				w.log.Warn("logstore: could not make a spare WAL segment; segments are preallocated instead", "err", r.err)
 			}
-			w.spare = r.f
+			w.spare = r
 		default:
 		}
 	}
-	if w.spare == nil && w.spareDone == nil && seg.size > w.segSize/4 {
+	if w.spare.f == nil && w.spareDone == nil && seg.size > w.segSize/4 {
 		done, stop := make(chan spareResult, 1), make(chan struct{})
 		w.spareDone, w.spareStop = done, stop
 		path, size := filepath.Join(w.dir, spareName), w.segSize
-		go func() {
-			f, err := makeSpare(path, size, stop)
-			done <- spareResult{f, err}
-		}()
+		go func() { done <- makeSpare(path, size, stop) }()
 	}
-	return w.spare != nil && !seg.zeroed && seg.size > segmentHeaderSize
+	return w.spare.f != nil && !seg.zeroed && seg.size > segmentHeaderSize
 }
 
 // makeSpare writes a file of size zero bytes at path and makes it durable,
-// in steps so that the disk queue never holds much of it at once. Closing
-// stop abandons it.
-func makeSpare(path string, size int64, stop <-chan struct{}) (*os.File, error) {
+// with direct writes where the file system takes them, else through the
+// page cache in steps so that the disk queue never holds much of it at
+// once. Closing stop abandons it.
+func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return spareResult{err: err}
 	}
-	zeros := make([]byte, 1<<20)
-	for off := int64(0); off < size && err == nil; {
+	defer func() {
+		if r.err != nil {
+			r.close()
+			_ = os.Remove(path)
+			r = spareResult{err: r.err}
+		}
+	}()
+	r.f = f
+	// O_DIRECT is refused at open by file systems without it (tmpfs).
+	r.direct, _ = os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	zeros := alignedBlock(1 << 20)
+	for off := int64(0); off < size; {
 		select {
 		case <-stop:
-			err = errors.New("WAL closed")
-			continue
+			r.err = errors.New("WAL closed")
+			return r
 		default:
 		}
-		var n int
-		n, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
-		off += int64(n)
-		if err == nil && (off%(8<<20) == 0 || off == size) {
-			err = fdatasync(f)
+		chunk := zeros[:min(int64(len(zeros)), size-off)]
+		if r.direct != nil {
+			if _, err := r.direct.WriteAt(chunk, off); err != nil {
+				// Not at this alignment, or not at all: through the page
+				// cache, from the start.
+				_ = r.direct.Close()
+				r.direct, off = nil, 0
+				continue
+			}
+		} else if _, err := f.WriteAt(chunk, off); err != nil {
+			r.err = err
+			return r
+		}
+		off += int64(len(chunk))
+		if r.direct == nil && (off%(8<<20) == 0 || off == size) {
+			if r.err = fdatasync(f); r.err != nil {
+				return r
+			}
 		}
 	}
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(path)
-		return nil, err
+	if r.direct != nil && size%directBlock != 0 {
+		_ = r.direct.Close() // its last block could not be written whole
+		r.direct = nil
 	}
-	return f, nil
+	return r
+}
+
+func (r spareResult) close() {
+	if r.f != nil {
+		_ = r.f.Close()
+	}
+	if r.direct != nil {
+		_ = r.direct.Close()
+	}
+}
+
+// directBlock is the size and alignment of direct writes: a page, which
+// is a multiple of any disk's logical block.
+const directBlock = 4096
+
+// alignedBlock returns n bytes of zeros at a directBlock-aligned address.
+func alignedBlock(n int) []byte {
+	b := make([]byte, n+directBlock)
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (directBlock - 1))
+	if off != 0 {
+		off = directBlock - off
+	}
+	return b[off : off+n : off+n]
+}
+
+// writeAt writes b at the end of seg's frames and makes it durable.
+func (w *wal) writeAt(seg *segment, b []byte) error {
+	if seg.direct != nil {
+		return w.writeDirect(seg, b)
+	}
+	if _, err := seg.f.WriteAt(b, seg.size); err != nil {
+		return err
+	}
+	if w.noSync {
+		return nil
+	}
+	return fdatasync(seg.f)
+}
+
+// writeDirect writes b at seg.size through seg.direct: the whole blocks from
+// the one holding seg.size to the one holding the end of b, the first
+// starting with seg.tail and the last padded with the zeros the file holds
+// there. Rewriting the tail rewrites the same bytes, so a torn write cannot
+// damage a frame before b.
+func (w *wal) writeDirect(seg *segment, b []byte) error {
+	start := seg.size - int64(len(seg.tail))
+	end := seg.size + int64(len(b))
+	n := int((end+directBlock-1)&^(directBlock-1) - start)
+	if len(w.block) < n {
+		w.block = alignedBlock(max(n, 2*len(w.block)))
+	}
+	buf := w.block[:n]
+	k := copy(buf, seg.tail)
+	k += copy(buf[k:], b)
+	clear(buf[k:])
+	if _, err := seg.direct.WriteAt(buf, start); err != nil {
+		return err
+	}
+	last := int(end&^(directBlock-1) - start) // where the new tail starts in buf
+	seg.tail = append(seg.tail[:0], buf[last:k]...)
+	return nil
 }
 
 // preallocate reserves size bytes for f where the file system can; where it
@@ -620,13 +739,8 @@ func (w *wal) write(frame []byte) (*segment, int64, error) {
 		}
 		seg = w.active()
 	}
-	if _, err := seg.f.WriteAt(frame, seg.size); err != nil {
+	if err := w.writeAt(seg, frame); err != nil {
 		return nil, 0, fmt.Errorf("write WAL segment %s: %w", seg.path, err)
-	}
-	if !w.noSync {
-		if err := fdatasync(seg.f); err != nil {
-			return nil, 0, fmt.Errorf("sync WAL segment %s: %w", seg.path, err)
-		}
 	}
 	off := seg.size
 	seg.size += int64(len(frame))
@@ -648,7 +762,7 @@ func fdatasync(f *os.File) error {
 func (w *wal) dropDeadSegments() error {
 	for len(w.segs) > 1 && w.segs[0].live == 0 {
 		seg := w.segs[0]
-		_ = seg.f.Close()
+		seg.close()
 		if err := os.Remove(seg.path); err != nil {
 			return fmt.Errorf("remove WAL segment: %w", err)
 		}
@@ -721,18 +835,18 @@ func (w *wal) close() {
 	if w.spareStop != nil {
 		close(w.spareStop)
 		if r := <-w.spareDone; r.f != nil {
-			w.spare = r.f
+			w.spare = r
 		}
 		w.spareDone, w.spareStop = nil, nil
 	}
-	if w.spare != nil {
-		_ = w.spare.Close()
+	if w.spare.f != nil {
+		w.spare.close()
 		_ = os.Remove(filepath.Join(w.dir, spareName))
-		w.spare = nil
+		w.spare = spareResult{}
 	}
 	for _, seg := range w.segs {
 		if seg != nil {
-			_ = seg.f.Close()
+			seg.close()
 		}
 	}
 }
