@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/duro-db/duro/internal/wire"
 )
@@ -37,11 +38,11 @@ func (c *Client) ClusterID() string {
 // JSON (the shape of duro.NodeStatus). It is meant for operator tools such as
 // `duro status`; it is not retried.
 func (c *Client) NodeStatus(ctx context.Context, addr string) ([]byte, error) {
-	nc, err := c.conn(ctx, addr)
+	nc, err := c.conn(ctx, addr, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := nc.roundTrip(ctx, &wire.Request{Op: wire.OpStatus})
+	resp, err := nc.roundTrip(ctx, &wire.Request{Op: wire.OpStatus}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/duro-db/duro/internal/objid"
@@ -104,10 +105,29 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 	if err := s.id.Check(s.ns.class); err != nil {
 		return nil, err // ErrInvalidID or ErrWrongClass, without a round trip
 	}
-	if _, ok := ctx.Deadline(); !ok && c.opts.callTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.callTimeout)
-		defer cancel()
+	// The call's deadline is ctx's, or callTimeout from now, kept here rather than in a
+	// derived context: a context.WithTimeout per call and another per attempt were a
+	// tenth of a loaded client's CPU (a timer and a registration with the parent each).
+	deadline, ok := ctx.Deadline()
+	if !ok && c.opts.callTimeout > 0 {
+		deadline = time.Now().Add(c.opts.callTimeout)
+	}
+	// done reports why the call must stop: ctx ended, or its deadline passed.
+	done := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
+	// within bounds d by what is left of the call.
+	within := func(d time.Duration) time.Duration {
+		if deadline.IsZero() {
+			return d
+		}
+		return max(min(d, time.Until(deadline)), 0)
 	}
 	seq := c.seqs.begin()
 	defer c.seqs.end(seq)
@@ -132,17 +152,17 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 	pause := func() bool {
 		d := backoff/2 + mrand.N(backoff/2+1)
 		backoff = min(2*backoff, c.opts.maxBackoff)
-		t := time.NewTimer(d)
+		t := time.NewTimer(within(d))
 		defer t.Stop()
 		select {
 		case <-t.C:
-			return true
+			return done() == nil
 		case <-ctx.Done():
 			return false
 		}
 	}
 	for {
-		if ctx.Err() != nil {
+		if done() != nil {
 			break
 		}
 		group, addr := c.route(s.id, avoid)
@@ -153,17 +173,17 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 			}
 			continue
 		}
-		nc, err := c.conn(ctx, addr)
+		nc, err := c.conn(ctx, addr, deadline)
 		if err == nil {
 			req.Call.Ack = c.seqs.ack()
-			req.Call.TimeoutMillis = timeoutMillis(ctx)
+			req.Call.TimeoutMillis = timeoutMillis(deadline)
 			var resp *wire.Response
 			// Each attempt has its own timeout, so a node that stops answering (paused,
 			// cut off, overloaded) costs one attempt, not the whole call: the retry goes
 			// elsewhere, or joins the same attempt on the node if it is still running it.
-			actx, cancel := context.WithTimeout(ctx, c.opts.attemptTimeout)
-			resp, err = nc.roundTrip(actx, &req)
-			cancel()
+			t := getTimer(within(c.opts.attemptTimeout))
+			resp, err = nc.roundTrip(ctx, &req, t.C)
+			putTimer(t)
 			if err == nil {
 				if resp.Err == nil {
 					return resp.Result, nil
@@ -203,7 +223,7 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 			maybeApplied = true
 		}
 		lastErr = err
-		if ctx.Err() != nil {
+		if done() != nil {
 			break
 		}
 		c.opts.log.Debug("node unreachable; retrying call", "class", s.ns.class, "method", method, "seq", seq, "node", addr, "err", err)
@@ -215,22 +235,43 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 		}
 		redirects = 0
 	}
+	why := done()
+	if why == nil { // the loop ends only when done, but pause's timer can beat the clock
+		why = context.DeadlineExceeded
+	}
 	if maybeApplied {
-		return nil, fmt.Errorf("%w: %s.%s: %w (last error: %v)", ErrUnknownOutcome, s.ns.class, method, ctx.Err(), lastErr)
+		return nil, fmt.Errorf("%w: %s.%s: %w (last error: %v)", ErrUnknownOutcome, s.ns.class, method, why, lastErr)
 	}
 	if lastErr == nil {
-		return nil, fmt.Errorf("duro: %s.%s: %w", s.ns.class, method, ctx.Err())
+		return nil, fmt.Errorf("duro: %s.%s: %w", s.ns.class, method, why)
 	}
-	return nil, fmt.Errorf("duro: %s.%s: %w; last error: %w", s.ns.class, method, ctx.Err(), lastErr)
+	return nil, fmt.Errorf("duro: %s.%s: %w; last error: %w", s.ns.class, method, why, lastErr)
 }
 
-// timeoutMillis is what is left of ctx's deadline, for the node to give up in time.
-func timeoutMillis(ctx context.Context) uint64 {
-	dl, ok := ctx.Deadline()
-	if !ok {
+// timeoutMillis is what is left until deadline (none if zero), for the node to give up in
+// time.
+func timeoutMillis(deadline time.Time) uint64 {
+	if deadline.IsZero() {
 		return 0
 	}
-	return uint64(max(time.Until(dl).Milliseconds(), 1))
+	return uint64(max(time.Until(deadline).Milliseconds(), 1))
+}
+
+// timers recycles the attempts' timers: since Go 1.23 a stopped timer delivers nothing
+// stale, so a reset one is as good as new.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // marshal and unmarshal use the encoding the node uses for arguments and results

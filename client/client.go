@@ -126,7 +126,7 @@ func (c *Client) ClientID() [16]byte { return c.id }
 
 // conn returns a live connection to addr, dialling one if needed. Concurrent callers
 // share one attempt.
-func (c *Client) conn(ctx context.Context, addr string) (*nodeConn, error) {
+func (c *Client) conn(ctx context.Context, addr string, deadline time.Time) (*nodeConn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -167,6 +167,12 @@ func (c *Client) conn(ctx context.Context, addr string) (*nodeConn, error) {
 		}()
 	}
 	c.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-d.done:
 		if d.err != nil {
@@ -175,6 +181,8 @@ func (c *Client) conn(ctx context.Context, addr string) (*nodeConn, error) {
 		return d.conn, nil
 	case <-ctx.Done():
 		return nil, &attemptError{addr: addr, err: ctx.Err()}
+	case <-expired:
+		return nil, &attemptError{addr: addr, err: context.DeadlineExceeded}
 	}
 }
 
@@ -182,11 +190,11 @@ func (c *Client) conn(ctx context.Context, addr string) (*nodeConn, error) {
 func (c *Client) fetchTopology(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
 	defer cancel()
-	nc, err := c.conn(ctx, addr)
+	nc, err := c.conn(ctx, addr, time.Time{})
 	if err != nil {
 		return err
 	}
-	resp, err := nc.roundTrip(ctx, &wire.Request{Op: wire.OpTopology})
+	resp, err := nc.roundTrip(ctx, &wire.Request{Op: wire.OpTopology}, nil)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +152,29 @@ func TestUnreachableLeader(t *testing.T) {
 	c := dialFake(t, fc)
 	if err := c.Namespace("C").GetByName("x").Call(testCtx(t, 5*time.Second), "Add", 1, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Without a deadline in its context, a call is bounded by WithCallTimeout, and what the
+// node is told it has left comes from that bound.
+func TestCallTimeoutWithoutContextDeadline(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	var told atomic.Uint64
+	fc.script(fc.nodes[0], func(call *wire.Call) reply {
+		told.Store(call.TimeoutMillis)
+		return fail(wire.CodeUnknownOutcome, "lost")
+	})
+	c := dialFake(t, fc, WithCallTimeout(300*time.Millisecond), WithAttemptTimeout(time.Second))
+	start := time.Now()
+	err := c.Namespace("C").GetByName("x").Call(context.Background(), "Add", 1, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("got %v, want an unknown outcome at the deadline", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("the call took %v, want about 300ms", d)
+	}
+	if ms := told.Load(); ms == 0 || ms > 300 {
+		t.Fatalf("the node was told %d ms were left, want 1..300", ms)
 	}
 }
 

@@ -113,9 +113,10 @@ func (c *nodeConn) close() {
 	c.wg.Wait()
 }
 
-// roundTrip sends req (setting its StreamID) and waits for the response. Errors are
-// *attemptError, or a definite error when the request cannot be sent at all.
-func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+// roundTrip sends req (setting its StreamID) and waits for the response, until ctx ends or
+// timeout fires (nil: never). Errors are *attemptError, or a definite error when the request
+// cannot be sent at all.
+func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request, timeout <-chan time.Time) (*wire.Response, error) {
 	ch := make(chan *wire.Response, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -142,6 +143,9 @@ func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request) (*wire.Resp
 	case <-ctx.Done():
 		c.forget(id)
 		return nil, &attemptError{addr: c.addr, err: ctx.Err()}
+	case <-timeout:
+		c.forget(id)
+		return nil, &attemptError{addr: c.addr, err: context.DeadlineExceeded}
 	}
 	select {
 	case resp := <-ch:
@@ -156,6 +160,9 @@ func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request) (*wire.Resp
 	case <-ctx.Done():
 		c.forget(id)
 		return nil, &attemptError{addr: c.addr, sent: true, err: ctx.Err()}
+	case <-timeout:
+		c.forget(id)
+		return nil, &attemptError{addr: c.addr, sent: true, err: context.DeadlineExceeded}
 	}
 }
 
