@@ -269,6 +269,8 @@ func (s *Server) call(ctx context.Context, c *wire.Call) ([]byte, error) {
 		Client: c.Client,
 		Seq:    c.Seq,
 		Ack:    c.Ack,
+
+		FirstAttempt: c.FirstAttempt,
 	})
 }
 

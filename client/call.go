@@ -140,6 +140,8 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 		JSON:   isJSON,
 		Client: c.id,
 		Seq:    seq,
+
+		FirstAttempt: true,
 	}}
 
 	var (
@@ -184,6 +186,7 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 			t := getTimer(within(c.opts.attemptTimeout))
 			resp, err = nc.roundTrip(ctx, &req, t.C)
 			putTimer(t)
+			req.Call.FirstAttempt = false // whatever happened, it may have reached the node
 			if err == nil {
 				if resp.Err == nil {
 					return resp.Result, nil

@@ -102,7 +102,10 @@ func TestRetryKeepsClientAndSeq(t *testing.T) {
 	if len(calls) != 4 {
 		t.Fatalf("node saw %d attempts, want 4", len(calls))
 	}
-	for _, call := range calls {
+	for i, call := range calls {
+		if call.FirstAttempt != (i == 0) {
+			t.Fatalf("attempt %d says FirstAttempt %v", i+1, call.FirstAttempt)
+		}
 		if call.Client != c.ClientID() || call.Seq != calls[0].Seq || call.Seq == 0 {
 			t.Fatalf("attempt carries client %x seq %d; first carried %x seq %d", call.Client, call.Seq, calls[0].Client, calls[0].Seq)
 		}

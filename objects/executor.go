@@ -307,21 +307,24 @@ func (in *instance) execute(ev *event) {
 	// again; one already applied is answered from the dedup table. Entries of the current
 	// generation are in byReq until released, and a released write is applied (visible to
 	// View) before it is released, so one of the two always finds an earlier attempt. An
-	// ended generation's entries have all settled before this one began (draining).
+	// ended generation's entries have all settled before this one began (draining). A
+	// first attempt has no earlier one to find in the table.
 	if ev.req.hasClient() {
 		k := reqKey{ev.req.Client, ev.req.Seq}
 		if e := in.byReq[k]; e != nil {
 			e.followers = append(e.followers, ev)
 			return
 		}
-		res, found, err := in.lookupDedup(k)
-		if err != nil {
-			in.answer(ev, nil, err)
-			return
-		}
-		if found {
-			in.answer(ev, res, nil)
-			return
+		if !ev.req.FirstAttempt {
+			res, found, err := in.lookupDedup(k)
+			if err != nil {
+				in.answer(ev, nil, err)
+				return
+			}
+			if found {
+				in.answer(ev, res, nil)
+				return
+			}
 		}
 	}
 

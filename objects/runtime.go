@@ -59,6 +59,11 @@ type Request struct {
 	// client has the answers of all its Seq < Ack, so their dedup entries may go.
 	Client   [16]byte
 	Seq, Ack uint64
+	// FirstAttempt means the client sent no earlier attempt of (Client, Seq) anywhere,
+	// so the dedup table cannot hold it and the executor does not look (a read
+	// transaction per write call). Should a client lie, the state machine still refuses
+	// the duplicate and the instance resets, as for any duplicate it did not know of.
+	FirstAttempt bool
 }
 
 func (q *Request) hasClient() bool { return q.Client != [16]byte{} }

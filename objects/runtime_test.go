@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
@@ -342,7 +343,7 @@ func TestDuplicateInLogResets(t *testing.T) {
 	first, _ := marshal(100)
 	f.g.insert(t, &fsm.Command{
 		Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: first}},
-		Client: req.Client[:], Seq: 1, Result: first,
+		Client: req.Client[:], Seq: 1, Result: first, Time: time.Now().UnixNano(),
 	}, 0)
 	f.g.resume()
 	if got := recv(t, a); got.err != nil || got.v != 100 {
@@ -353,6 +354,21 @@ func TestDuplicateInLogResets(t *testing.T) {
 	}
 	if n := f.inits.Load(); n != 2 {
 		t.Fatalf("Init ran %d times, want 2", n)
+	}
+
+	// A request that claims to be a first attempt is not looked up, and the state
+	// machine still refuses to apply it twice.
+	h := f.handled.Load()
+	lying := req
+	lying.FirstAttempt = true
+	if v, err := callReq[int](context.Background(), f.rt, lying, 1); err != nil || v != 100 {
+		t.Fatalf("a first attempt already applied = %d, %v; want the first result 100", v, err)
+	}
+	if f.handled.Load() == h {
+		t.Fatal("a first attempt was answered without running: it was looked up")
+	}
+	if v, err := f.add("x", 1); err != nil || v != 102 {
+		t.Fatalf("Add after = %d, %v; want 102: the lying attempt applied", v, err)
 	}
 }
 

@@ -18,10 +18,12 @@ import (
 var ErrMalformed = errors.New("wire: malformed message")
 
 // Field counts of each message array as this version writes them. Decoders require at
-// least these many and skip any more.
+// least these many and skip any more; a call may have callFieldsMin (what the first
+// version wrote), the fields after it read as zero.
 const (
 	requestFields  = 3
-	callFields     = 10
+	callFields     = 11
+	callFieldsMin  = 10
 	responseFields = 4
 	errorFields    = 5
 	topologyFields = 4
@@ -55,6 +57,7 @@ func AppendRequest(dst []byte, r *Request) []byte {
 		e.uint(c.Seq)
 		e.uint(c.Ack)
 		e.uint(c.TimeoutMillis)
+		e.boolean(c.FirstAttempt)
 	} else {
 		e.nil()
 	}
@@ -147,7 +150,7 @@ func DecodeRequest(b []byte) (*Request, error) {
 }
 
 func (d *decoder) call(c *Call) error {
-	n, err := d.arrayLen(callFields, "call")
+	n, err := d.arrayLen(callFieldsMin, "call")
 	if err != nil {
 		return err
 	}
@@ -179,6 +182,12 @@ func (d *decoder) call(c *Call) error {
 		return err
 	}
 	if c.TimeoutMillis, err = d.uint("timeout"); err != nil {
+		return err
+	}
+	if n == callFieldsMin {
+		return nil
+	}
+	if c.FirstAttempt, err = d.boolean("first attempt"); err != nil {
 		return err
 	}
 	return d.skipN(n-callFields, 0)

@@ -19,6 +19,7 @@ func sampleCall() Call {
 		Seq:           42,
 		Ack:           40,
 		TimeoutMillis: 5000,
+		FirstAttempt:  true,
 	}
 	for i := range c.ID {
 		c.ID[i] = byte(i)
@@ -155,7 +156,7 @@ func TestForwardCompatible(t *testing.T) {
 	}
 	c := sampleCall()
 	extra := map[string]any{"future": []any{1, "x", []byte{2}, nil, true, 1.5}}
-	callArr := []any{c.Class, c.ID[:], c.Name, c.Method, c.Args, c.JSON, c.Client[:], c.Seq, c.Ack, c.TimeoutMillis, extra, "more"}
+	callArr := []any{c.Class, c.ID[:], c.Name, c.Method, c.Args, c.JSON, c.Client[:], c.Seq, c.Ack, c.TimeoutMillis, c.FirstAttempt, extra, "more"}
 	b := enc(uint64(5), uint64(OpCall), callArr, "trailing", extra)
 	got, err := DecodeRequest(b)
 	if err != nil {
@@ -173,6 +174,24 @@ func TestForwardCompatible(t *testing.T) {
 	}
 	if resp.Err == nil || resp.Err.Code != CodeOverloaded || resp.Err.Message != "busy" {
 		t.Fatalf("got %+v", resp.Err)
+	}
+}
+
+// A call from a client that predates FirstAttempt (10 fields) decodes, as a possible retry.
+func TestCallWithoutFirstAttempt(t *testing.T) {
+	c := sampleCall()
+	arr := []any{c.Class, c.ID[:], c.Name, c.Method, c.Args, c.JSON, c.Client[:], c.Seq, c.Ack, c.TimeoutMillis}
+	b, err := msgpack.Marshal([]any{uint64(9), uint64(OpCall), arr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeRequest(b)
+	if err != nil {
+		t.Fatalf("decode a 10-field call: %v", err)
+	}
+	c.FirstAttempt = false
+	if want := (Request{StreamID: 9, Op: OpCall, Call: c}); !reflect.DeepEqual(*got, want) {
+		t.Fatalf("got %+v, want %+v", *got, want)
 	}
 }
 

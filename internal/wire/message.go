@@ -59,6 +59,12 @@ type Call struct {
 	// TimeoutMillis is how long the client will wait; the node gives up after it. Zero
 	// means the node's default.
 	TimeoutMillis uint64
+
+	// FirstAttempt means no earlier attempt of this call (Client, Seq) was sent to any
+	// node, so none can have been applied: the node need not look it up in the dedup
+	// table. The state machine still refuses to apply a duplicate, whatever this says.
+	// Absent (a client before this field) reads as false.
+	FirstAttempt bool
 }
 
 // Sizes of the fixed-length fields.
