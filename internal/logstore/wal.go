@@ -128,6 +128,11 @@ type wal struct {
 	spare     spareResult
 	spareDone chan spareResult
 	spareStop chan struct{}
+	// spareFailed is the segment during which making a spare failed: the
+	// next try waits for the next segment (a full disk is not retried on
+	// every commit).
+	spareFailed uint64
+	spareTries  int // spares begun, for tests
 	// block is scratch for writeDirect, aligned to directBlock.
 	block []byte
 }
@@ -551,14 +556,16 @@ func (w *wal) spareWork(seg *segment) (rotate bool) {
 			w.spareDone, w.spareStop = nil, nil
 			if r.err != nil {
 				w.log.Warn("logstore: could not make a spare WAL segment; segments are preallocated instead", "err", r.err)
+				w.spareFailed = seg.seq
 			}
 			w.spare = r
 		default:
 		}
 	}
-	if w.spare.f == nil && w.spareDone == nil && seg.size > w.segSize/4 {
+	if w.spare.f == nil && w.spareDone == nil && seg.size > w.segSize/4 && seg.seq != w.spareFailed {
 		done, stop := make(chan spareResult, 1), make(chan struct{})
 		w.spareDone, w.spareStop = done, stop
+		w.spareTries++
 		path, size := filepath.Join(w.dir, spareName), w.segSize
 		go func() { done <- makeSpare(path, size, stop) }()
 	}

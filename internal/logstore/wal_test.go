@@ -291,6 +291,34 @@ func TestWALSpareSegments(t *testing.T) {
 	}
 }
 
+// A spare that cannot be made (here a directory in its way; a full disk alike) leaves
+// segments preallocated as before, and is tried again once per segment, not per commit.
+func TestWALSpareFailureFallsBack(t *testing.T) {
+	smallSegments(t, 64<<10)
+	path := filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{})
+	mustOK(t, os.Mkdir(filepath.Join(path+walSuffix, spareName), 0o700))
+	g := group(t, s, 1)
+	const n = 600
+	for i := uint64(1); i <= n; i++ {
+		l := entry(1, i, 1)
+		l.Data = append(l.Data, make([]byte, 200)...)
+		mustOK(t, g.StoreLog(l))
+	}
+	segs := len(s.wal.segs)
+	for _, seg := range s.wal.segs {
+		if seg.zeroed {
+			t.Fatalf("segment %s made from a spare that could not be made", seg.path)
+		}
+	}
+	if tries := s.wal.spareTries; segs < 3 || tries > segs {
+		t.Fatalf("%d spares tried over %d segments; want at most one per segment", tries, segs)
+	}
+	closeStore(t, s)
+	s = openStore(t, path, Options{})
+	assertBounds(t, group(t, s, 1), 1, n)
+}
+
 // A log that raft has not compacted is live: however many segments it fills,
 // nothing is copied (copying would rewrite it forever and free nothing).
 func TestWALDoesNotCopyLiveLogs(t *testing.T) {
