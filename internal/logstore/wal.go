@@ -590,8 +590,7 @@ func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 		}
 	}()
 	r.f = f
-	// O_DIRECT is refused at open by file systems without it (tmpfs).
-	r.direct, _ = os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	r.direct, _ = openDirect(path)
 	zeros := alignedBlock(1 << 20)
 	for off := int64(0); off < size; {
 		select {
@@ -625,6 +624,12 @@ func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 		r.direct = nil
 	}
 	return r
+}
+
+// openDirect opens path for direct, synchronous writes. File systems without
+// O_DIRECT refuse it at open; tests replace it to take that path.
+var openDirect = func(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
 }
 
 func (r spareResult) close() {

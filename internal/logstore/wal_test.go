@@ -227,6 +227,16 @@ func TestWALReclaimsSpace(t *testing.T) {
 // spares; the spare never outlives the store, and one a crash left behind is
 // removed at open. Logs written into spares replay like any others.
 func TestWALSpareSegments(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testWALSpareSegments(t, true) })
+	t.Run("without O_DIRECT", func(t *testing.T) {
+		old := openDirect
+		openDirect = func(string) (*os.File, error) { return nil, errors.New("not supported") }
+		t.Cleanup(func() { openDirect = old })
+		testWALSpareSegments(t, false)
+	})
+}
+
+func testWALSpareSegments(t *testing.T, direct bool) {
 	smallSegments(t, 64<<10)
 	path := filepath.Join(t.TempDir(), "logs.db")
 	spare := filepath.Join(path+walSuffix, spareName)
@@ -262,8 +272,13 @@ func TestWALSpareSegments(t *testing.T) {
 	if zeroed == 0 {
 		t.Fatalf("no segment of %d was made from a spare", len(segs))
 	}
-	if a := s.wal.active(); a.zeroed && a.direct == nil {
+	if a := s.wal.active(); direct && a.zeroed && a.direct == nil {
 		t.Logf("the file system takes no direct writes: spares are written through the page cache")
+	}
+	for _, seg := range segs {
+		if !direct && seg.direct != nil {
+			t.Fatalf("segment %s written directly where O_DIRECT could not be opened", seg.path)
+		}
 	}
 	// Read back through the page cache what direct writes put on disk.
 	for i := uint64(n); i > n-200; i-- {
