@@ -57,9 +57,12 @@ import (
 //
 // Crashes. A frame is written and fdatasynced before its commit is
 // acknowledged, and the next is written only after, so only the last frame
-// of the last segment can be torn. Open drops such a frame (it was never
+// of the last segment can be torn: a power cut may persist any subset of
+// its blocks, in any order. Open drops such a frame (it was never
 // acknowledged) when nothing but zeros follows the extent it could have
-// covered; a bad frame anywhere else is ErrCorrupt, not a silent truncation.
+// covered, whether its header survived (and fails its checks) or was lost
+// with its first block (a zero header followed by data); a bad frame
+// anywhere else is ErrCorrupt, not a silent truncation.
 const (
 	segmentMagic      = "duroWAL1"
 	segmentHeaderSize = 16
@@ -258,10 +261,22 @@ func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*s
 			return fail(fmt.Errorf("read WAL segment %s at %d: %w", path, off, err))
 		}
 		if size == 0 { // an empty header: the zeros after the last frame
-			if !allZero(f, off, fileSize) {
-				return fail(fmt.Errorf("%w: WAL segment %s: data after an empty frame header at offset %d", ErrCorrupt, path, off))
+			if allZero(f, off, fileSize) {
+				break
 			}
-			break
+			// Data after it: the blocks of a frame whose first block,
+			// with its header, did not reach the disk before a power
+			// cut. Such a frame was never acknowledged, so it is cut
+			// like any torn frame, if the data could be one frame's.
+			if last && allZero(f, off+maxTornExtent, fileSize) {
+				w.log.Warn("logstore: cutting off a torn WAL frame whose header was lost, never acknowledged",
+					"path", path, "offset", off)
+				if err := w.cutTail(f, off); err != nil {
+					return fail(err)
+				}
+				break
+			}
+			return fail(fmt.Errorf("%w: WAL segment %s: data after an empty frame header at offset %d", ErrCorrupt, path, off))
 		}
 		if bad == "" && w.batch != 0 && binary.LittleEndian.Uint64(body) != w.batch+1 {
 			bad = fmt.Sprintf("batch %d after batch %d", binary.LittleEndian.Uint64(body), w.batch)

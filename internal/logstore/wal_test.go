@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -408,6 +409,52 @@ func TestWALCorruption(t *testing.T) {
 		assertBounds(t, g, 1, 4)
 		assertLog(t, g, 2, 1)
 		assertLog(t, g, 4, 2)
+	})
+	t.Run("torn last frame whose first block was lost is cut off", func(t *testing.T) {
+		// Entries 1-2, then a 12 KB entry 3 whose frame spans several
+		// blocks; a power cut persisted its later blocks but not the
+		// first, which holds the frame header.
+		path := filepath.Join(t.TempDir(), "logs.db")
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		storeLogs(t, g, entries(1, 1, 2, 1))
+		frame := s.wal.active().size // acknowledged: the writer is done with it
+		big := entry(1, 3, 1)
+		big.Data = bytes.Repeat([]byte{0xa5}, 12<<10)
+		storeLogs(t, g, []*raft.Log{big})
+		l, _ := g.idx.get(3)
+		seg := l.seg.path
+		closeStore(t, s)
+		blockEnd := (frame/4096 + 1) * 4096
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		mustOK(t, err)
+		_, err = f.WriteAt(make([]byte, blockEnd-frame), frame)
+		mustOK(t, err)
+		mustOK(t, f.Close())
+
+		s = openStore(t, path, Options{NoSync: true})
+		g = group(t, s, 1)
+		assertBounds(t, g, 1, 2)
+		storeLogs(t, g, entries(1, 3, 4, 2))
+		closeStore(t, s)
+		g = group(t, openStore(t, path, Options{NoSync: true}), 1)
+		assertBounds(t, g, 1, 4)
+		assertLog(t, g, 2, 1)
+		assertLog(t, g, 4, 2)
+	})
+	t.Run("data far beyond an empty frame header fails Open", func(t *testing.T) {
+		path, seg, offs := threeFrames(t)
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		mustOK(t, err)
+		_, err = f.WriteAt([]byte{1}, offs[2]+2*maxTornExtent)
+		mustOK(t, err)
+		mustOK(t, f.Close())
+		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
 	})
 	t.Run("bad segment header", func(t *testing.T) {
 		path, seg, _ := threeFrames(t)
