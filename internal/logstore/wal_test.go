@@ -588,3 +588,60 @@ func FuzzWALFrame(f *testing.F) {
 		_ = replayFrame(&segment{seq: 1}, segmentHeaderSize, body, idx)
 	})
 }
+
+// A commit that aborts (a stable write fails) after scanning the oldest
+// segment to copy its live records forward must not lose its place: the
+// records it scanned are scanned again, and the segment still goes.
+func TestWALReclaimsSpaceAfterAbortedCommit(t *testing.T) {
+	smallSegments(t, 16<<10)
+	path := filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{NoSync: true})
+	idle, busy, bad := group(t, s, 1), group(t, s, 2), group(t, s, 3)
+	// In group 3's bucket "stable" is a plain value: its stable writes
+	// abort their transaction.
+	mustOK(t, s.db.Update(func(tx *bbolt.Tx) error {
+		top, err := tx.CreateBucket(bad.name[:])
+		if err != nil {
+			return err
+		}
+		return top.Put(stableBucket, []byte("oops"))
+	}))
+	storeLogs(t, idle, entries(1, 1, 5, 1))
+	// Each write is one commit; abortNext makes the next commit, the
+	// first to copy forward, an aborted one. Acknowledged writes order
+	// the writer's updates before these reads of its state.
+	aborted := false
+	abortNext := func() {
+		if aborted || !s.wal.shouldCopy() {
+			return
+		}
+		aborted = true
+		if err := bad.Set([]byte("k"), []byte("v")); err == nil {
+			t.Fatal("stable write into a corrupt bucket succeeded")
+		}
+		if n := s.Stats().CopiedLogs; n != 0 {
+			t.Fatalf("%d logs copied before the aborted commit, want none", n)
+		}
+	}
+	maxSegs := 0
+	for i := uint64(1); i <= 3000; i++ {
+		l := entry(2, i, 1)
+		l.Data = append(l.Data, make([]byte, 200)...)
+		mustOK(t, busy.StoreLog(l))
+		abortNext()
+		if i > 50 {
+			mustDeleteRange(t, busy, i-50, i-50)
+			abortNext()
+		}
+		maxSegs = max(maxSegs, len(walSegments(t, path)))
+	}
+	if !aborted {
+		t.Fatal("the WAL never copied forward")
+	}
+	if n := len(walSegments(t, path)); n > 4 || maxSegs > 5 {
+		t.Fatalf("%d segments at the end, %d at most; want at most 4 and 5", n, maxSegs)
+	}
+	for j := uint64(1); j <= 5; j++ {
+		assertLog(t, idle, j, 1)
+	}
+}

@@ -196,6 +196,10 @@ type writer struct {
 	pos   []int      // where each record of the batch's StoreLogs starts in frame
 	sets  []*request // the batch's stable writes, for bbolt
 	scan  []byte     // the copy-forward scan's buffer
+	// rescan is where the copy-forward scan stood before this commit: a
+	// commit that aborts puts the cursor back there, or the live records
+	// it scanned would never be copied and their segment never removed.
+	rescan int64
 }
 
 // groupTx is what one commit does to one group's log, to be applied to its
@@ -244,11 +248,14 @@ func (w *writer) commit(batch []*request) error {
 	if len(w.sets) > 0 {
 		var err error
 		if tx, err = s.db.Begin(true); err != nil {
+			s.wal.cursor = w.rescan
 			return fmt.Errorf("logstore: begin write transaction: %w", err)
 		}
 		if err := w.applySets(tx); err != nil {
-			// Nothing reached the disk: fail this batch only.
+			// Nothing reached the disk: fail this batch only, and
+			// scan again the records its frame would have copied.
 			_ = tx.Rollback()
+			s.wal.cursor = w.rescan
 			s.stats.failed.Add(1)
 			s.log.Error("logstore: write transaction aborted", "path", s.path, "requests", len(batch), "error", err)
 			return err
@@ -339,6 +346,7 @@ func (w *writer) compact() error {
 	if err := wal.dropDeadSegments(); err != nil {
 		return err
 	}
+	w.rescan = wal.cursor
 	if !wal.shouldCopy() {
 		return nil
 	}
