@@ -311,22 +311,21 @@ func (s *Store) haltErr() error {
 
 // asyncFailed handles a batch that failed with async requests in it: raft
 // was told their entries were stored, so the store fails, even if the
-// transaction merely aborted, and the node must stop (OnAsyncFailure). The
+// transaction merely aborted, and the node must stop (OnFailure). The
 // requests stay pending: the in-memory view keeps matching what raft
 // believes, and DurableIndex stays below them.
 func (s *Store) asyncFailed(err error) {
 	s.setFailed(err)
-	s.asyncFailOnce.Do(func() {
+	s.failOnce.Do(func() {
 		s.log.Error("logstore: lost log entries appended asynchronously; the node must stop",
 			"path", s.path, "error", err)
 		// Not on the writer: the hook may shut raft down, which waits
 		// for raft's goroutines, which may be waiting for the writer.
-		go s.onAsyncFailure(err)
+		go s.onFailure(err)
 	})
 }
 
-func panicOnAsyncFailure(err error) {
-	panic(fmt.Sprintf("logstore: a commit holding log entries appended asynchronously failed, "+
-		"so raft believes entries are stored that are not; stopping the node "+
-		"(set Options.OnAsyncFailure to stop it cleanly): %v", err))
+func panicOnFailure(err error) {
+	panic(fmt.Sprintf("logstore: the raft log store failed, so no group on this node can "+
+		"append or vote; stopping the node (set Options.OnFailure to stop it cleanly): %v", err))
 }

@@ -309,7 +309,7 @@ func TestAsyncAppendCommitFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "logs.db")
 	var calls atomic.Int32
 	hooked := make(chan error, 1)
-	s := openStore(t, path, Options{NoSync: true, OnAsyncFailure: func(err error) {
+	s := openStore(t, path, Options{NoSync: true, OnFailure: func(err error) {
 		calls.Add(1)
 		hooked <- err
 	}})
@@ -327,7 +327,7 @@ func TestAsyncAppendCommitFailure(t *testing.T) {
 	cs.finish(errInjected)
 
 	if err := <-hooked; !errors.Is(err, errInjected) {
-		t.Fatalf("OnAsyncFailure got %v, want the commit error", err)
+		t.Fatalf("OnFailure got %v, want the commit error", err)
 	}
 	if err := <-waiting; !errors.Is(err, ErrFailed) || !errors.Is(err, errInjected) {
 		t.Fatalf("WaitDurable across a failed commit = %v, want ErrFailed with the cause", err)
@@ -352,7 +352,7 @@ func TestAsyncAppendCommitFailure(t *testing.T) {
 	}
 	closeStore(t, s) // the writer has seen the second batch fail too
 	if n := calls.Load(); n != 1 {
-		t.Fatalf("OnAsyncFailure called %d times, want once", n)
+		t.Fatalf("OnFailure called %d times, want once", n)
 	}
 
 	g = group(t, openStore(t, path, Options{NoSync: true}), 1)
@@ -363,7 +363,7 @@ func TestAsyncAppendCommitFailure(t *testing.T) {
 // An aborted transaction loses async appends as surely as a failed commit.
 func TestAsyncAppendAbortedTransaction(t *testing.T) {
 	hooked := make(chan error, 1)
-	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true, OnAsyncFailure: func(err error) { hooked <- err }})
+	s := openStore(t, filepath.Join(t.TempDir(), "logs.db"), Options{NoSync: true, OnFailure: func(err error) { hooked <- err }})
 	bad, good := group(t, s, 7), group(t, s, 8)
 	// Corrupt the layout: in group 7's bucket, "stable" is a plain value,
 	// so a stable write aborts the transaction, and the async append
@@ -388,7 +388,7 @@ func TestAsyncAppendAbortedTransaction(t *testing.T) {
 		t.Fatalf("stable write in the aborted transaction returned %v, want ErrIncompatibleValue", err)
 	}
 	if err := <-hooked; !errors.Is(err, berrors.ErrIncompatibleValue) {
-		t.Fatalf("OnAsyncFailure got %v, want the transaction's error", err)
+		t.Fatalf("OnFailure got %v, want the transaction's error", err)
 	}
 	if err := good.StoreLog(entry(8, 2, 1)); !errors.Is(err, ErrFailed) {
 		t.Fatalf("write after lost async appends = %v, want ErrFailed", err)
@@ -398,11 +398,11 @@ func TestAsyncAppendAbortedTransaction(t *testing.T) {
 func TestAsyncFailureDefaultPanics(t *testing.T) {
 	defer func() {
 		msg, _ := recover().(string)
-		if !strings.Contains(msg, "OnAsyncFailure") || !strings.Contains(msg, errInjected.Error()) {
+		if !strings.Contains(msg, "OnFailure") || !strings.Contains(msg, errInjected.Error()) {
 			t.Fatalf("panic %q does not name the hook and the cause", msg)
 		}
 	}()
-	panicOnAsyncFailure(errInjected)
+	panicOnFailure(errInjected)
 	t.Fatal("no panic")
 }
 

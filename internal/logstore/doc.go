@@ -23,8 +23,10 @@
 //     only after the transaction holding it has committed (fsynced unless
 //     Options.NoSync) or failed; every write in a failed transaction gets the
 //     error, and after a failed commit the store refuses writes (ErrFailed)
-//     until reopened, because the durable state is then unknown. The one
-//     exception is an async append, below.
+//     until reopened, because the durable state is then unknown, and calls
+//     Options.OnFailure once (or panics): a node whose log store refuses
+//     every write must stop, not linger. The one exception is an async
+//     append, below.
 //   - A group's FirstIndex/LastIndex are served from memory. They equal the
 //     bounds of its committed log (its index, logIndex) as of the last
 //     commit, widened by its pending async appends, and are updated before
@@ -63,7 +65,7 @@
 //     requests are released as soon as they are committed. Nothing bounds
 //     how many are pending: raft keeps appending while the disk is slow.
 //   - A batch holding async appends that fails (commit or aborted
-//     transaction) fails the store, calls Options.OnAsyncFailure once (or
+//     transaction) fails the store, calls Options.OnFailure once (or
 //     panics), wakes WaitDurable with ErrFailed, and leaves its requests
 //     pending: raft was told they were stored, the node must stop.
 //   - Bytes read from disk are never trusted: a record that does not

@@ -123,7 +123,7 @@ func (c *raftCluster) start(n int) {
 	t.Helper()
 	// Not openStore: the cluster's cleanup must stop raft before closing.
 	s, err := Open(filepath.Join(c.dir, fmt.Sprintf("node%d", n), "raft.db"), Options{
-		OnAsyncFailure: func(err error) { t.Errorf("node %d: async appends lost: %v", n, err) },
+		OnFailure: func(err error) { t.Errorf("node %d: async appends lost: %v", n, err) },
 	})
 	if err != nil {
 		t.Fatalf("node %d: Open: %v", n, err)

@@ -43,16 +43,20 @@ type Options struct {
 	// Logger receives the store's few log lines (open, commit failures).
 	// May be nil.
 	Logger *slog.Logger
-	// OnAsyncFailure is called, once, when a commit fails (or its
-	// transaction aborts) while holding log entries that StoreLogs
-	// accepted without waiting (GroupStore.SetAsyncAppends). Raft was
-	// told those entries were stored and they are not, and nothing can
-	// make that true again: the node must stop, and reopen the store to
-	// learn what is on disk. The store is failed by then (ErrFailed), the
-	// entries stay in the groups' in-memory view and DurableIndex stays
-	// below them. It runs on a goroutine of its own, so it may shut raft
-	// down and close the store. If nil, the store panics instead.
-	OnAsyncFailure func(error)
+	// OnFailure is called, once, when the store fails (ErrFailed): a
+	// commit failed, so what is on disk is unknown, or a transaction
+	// holding log entries that StoreLogs accepted without waiting
+	// (GroupStore.SetAsyncAppends) aborted, so raft was told they were
+	// stored and they are not. Either way nothing can make the log whole
+	// again while the store stays open: every later write of every group
+	// fails, and a node that stayed up would only look alive while it
+	// votes and appends for no group. The node must stop, and reopen the
+	// store to learn what is on disk. By then the store refuses writes,
+	// and pending async entries stay in the groups' in-memory view with
+	// DurableIndex below them. It runs on a goroutine of its own, so it
+	// may shut raft down and close the store. If nil, the store panics
+	// instead.
+	OnFailure func(error)
 	// BeforeCommit, if set, runs in the writer goroutine before each commit.
 	// Tests of other packages use it to hold a node's log writes back (to show
 	// what must not happen before a write is durable). Nil in production.
@@ -119,10 +123,10 @@ type Store struct {
 
 	stats counters
 
-	// onAsyncFailure is Options.OnAsyncFailure, or a panic; asyncFailOnce
-	// makes it run once.
-	onAsyncFailure func(error)
-	asyncFailOnce  sync.Once
+	// onFailure is Options.OnFailure, or a panic; failOnce makes it run
+	// once.
+	onFailure func(error)
+	failOnce  sync.Once
 	// halted is set once the store has failed or its writer has exited:
 	// no entry becomes durable after that, so WaitDurable gives up.
 	halted atomic.Bool
@@ -182,17 +186,17 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{
-		db:             db,
-		wal:            w,
-		path:           path,
-		log:            logger,
-		groups:         make(map[uint64]*GroupStore),
-		writerDone:     make(chan struct{}),
-		onAsyncFailure: opts.OnAsyncFailure,
-		beforeCommit:   opts.BeforeCommit,
+		db:           db,
+		wal:          w,
+		path:         path,
+		log:          logger,
+		groups:       make(map[uint64]*GroupStore),
+		writerDone:   make(chan struct{}),
+		onFailure:    opts.OnFailure,
+		beforeCommit: opts.BeforeCommit,
 	}
-	if s.onAsyncFailure == nil {
-		s.onAsyncFailure = panicOnAsyncFailure
+	if s.onFailure == nil {
+		s.onFailure = panicOnFailure
 	}
 	for id, x := range indexes {
 		s.groups[id] = s.newGroup(id, x)

@@ -295,12 +295,17 @@ func (w *writer) commit(batch []*request) error {
 }
 
 // fail makes err the store's failure: whatever of the batch reached the
-// disk, its durable state is unknown.
+// disk, its durable state is unknown. It calls OnFailure: a store that
+// refuses every write leaves its node a zombie, up but of no use to any
+// group, so the node must stop and reopen it.
 func (s *Store) fail(err error, requests int) error {
 	s.stats.failed.Add(1)
 	s.setFailed(err)
-	s.log.Error("logstore: commit failed; refusing further writes until reopened",
-		"path", s.path, "requests", requests, "error", err)
+	s.failOnce.Do(func() {
+		s.log.Error("logstore: commit failed; refusing further writes, the node must stop",
+			"path", s.path, "requests", requests, "error", err)
+		go s.onFailure(err) // not on the writer, as in asyncFailed
+	})
 	return err
 }
 

@@ -204,7 +204,12 @@ func TestConcurrentWritersManyGroups(t *testing.T) {
 
 func TestCommitFailureFailsBatchAndStopsWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "logs.db")
-	s := openStore(t, path, Options{NoSync: true})
+	var calls atomic.Int32
+	hooked := make(chan error, 1)
+	s := openStore(t, path, Options{NoSync: true, OnFailure: func(err error) {
+		calls.Add(1)
+		hooked <- err
+	}})
 	cg := installGate(s, 2) // the held first commit succeeds, the next fails
 	g := group(t, s, 0)
 	first := holdWriter(t, cg, g)
@@ -235,6 +240,17 @@ func TestCommitFailureFailsBatchAndStopsWrites(t *testing.T) {
 		}
 	}
 
+	// The node is told to stop: with its log store failed it would only
+	// look alive, while every group's appends and votes failed.
+	select {
+	case err := <-hooked:
+		if !errors.Is(err, errInjected) {
+			t.Fatalf("OnFailure got %v, want the commit error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("OnFailure not called after a failed commit")
+	}
+
 	// The store refuses writes, but still serves reads.
 	if err := g.StoreLog(entry(0, 2, 1)); !errors.Is(err, ErrFailed) || !errors.Is(err, errInjected) {
 		t.Fatalf("write after a failed commit = %v, want ErrFailed joined with the cause", err)
@@ -249,6 +265,9 @@ func TestCommitFailureFailsBatchAndStopsWrites(t *testing.T) {
 		t.Fatalf("stats %+v, want 1 committed and 1 failed transaction", st)
 	}
 	closeStore(t, s)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("OnFailure called %d times, want once", n)
+	}
 
 	// Reopening clears the failure; only the committed write is there.
 	s = openStore(t, path, Options{NoSync: true})
