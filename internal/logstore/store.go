@@ -15,6 +15,8 @@ import (
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 var (
@@ -57,6 +59,9 @@ type Options struct {
 	// may shut raft down and close the store. If nil, the store panics
 	// instead.
 	OnFailure func(error)
+	// FS is the file system the store writes through; nil means vfs.Default. Tests
+	// simulate power cuts with one.
+	FS vfs.FS
 	// BeforeCommit, if set, runs in the writer goroutine before each commit.
 	// Tests of other packages use it to hold a node's log writes back (to show
 	// what must not happen before a write is durable). Nil in production.
@@ -148,16 +153,27 @@ func Open(path string, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = vfs.Default
+	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	mkdir := vfs.MkdirAllSynced
+	if opts.NoSync {
+		mkdir = vfs.FS.MkdirAll
+	}
+	if err := mkdir(fsys, dir, 0o700); err != nil {
 		return nil, fmt.Errorf("logstore: create directory: %w", err)
 	}
-	_, statErr := os.Stat(path)
+	_, statErr := fsys.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
 
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: lockTimeout,
 		NoSync:  opts.NoSync,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return fsys.OpenExternal(name, flag, perm, !opts.NoSync)
+		},
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("logstore: open %s: file is locked by another process: %w", path, err)
@@ -169,17 +185,17 @@ func Open(path string, opts Options) (*Store, error) {
 	// synced; without this a crash could lose the file and every fsynced
 	// commit in it.
 	if created && !opts.NoSync {
-		if err := syncDir(dir); err != nil {
+		if err := fsys.SyncDir(dir); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("logstore: sync directory %s: %w", dir, err)
 		}
 	}
 	walDir := path + walSuffix
-	if err := checkFormat(db, walDir, opts.NoSync, logger); err != nil {
+	if err := checkFormat(fsys, db, walDir, opts.NoSync, logger); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("logstore: open %s: %w", path, err)
 	}
-	w, indexes, err := openWAL(walDir, opts.NoSync, segmentSize, logger)
+	w, indexes, err := openWAL(fsys, walDir, opts.NoSync, segmentSize, logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("logstore: open %s: %w", walDir, err)
@@ -211,7 +227,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 // checkFormat stamps a new file with formatVersion, moves the logs of a
 // format 1 file into the WAL, and rejects files stamped with another format.
-func checkFormat(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
+func checkFormat(fsys vfs.FS, db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
 	var version []byte
 	err := db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(metaBucket)
@@ -231,7 +247,7 @@ func checkFormat(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) err
 	case len(version) == 1 && version[0] == formatVersion:
 		return nil
 	case len(version) == 1 && version[0] == formatV1:
-		return migrateV1(db, walDir, noSync, log)
+		return migrateV1(fsys, db, walDir, noSync, log)
 	}
 	return fmt.Errorf("%w: format %x, this build reads %d", ErrUnsupportedFormat, version, formatVersion)
 }
@@ -239,11 +255,11 @@ func checkFormat(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) err
 // migrateV1 moves the logs of a format 1 file into a new WAL in walDir, then
 // drops them from the file and stamps it format 2 in one transaction. A crash
 // before that leaves format 1, and the next Open starts over.
-func migrateV1(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
-	if err := os.RemoveAll(walDir); err != nil {
+func migrateV1(fsys vfs.FS, db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error {
+	if err := fsys.RemoveAll(walDir); err != nil {
 		return fmt.Errorf("migrate format 1: clear %s: %w", walDir, err)
 	}
-	w, _, err := openWAL(walDir, noSync, segmentSize, log)
+	w, _, err := openWAL(fsys, walDir, noSync, segmentSize, log)
 	if err != nil {
 		return fmt.Errorf("migrate format 1: %w", err)
 	}
@@ -307,18 +323,6 @@ func migrateV1(db *bbolt.DB, walDir string, noSync bool, log *slog.Logger) error
 	}
 	log.Info("logstore: moved the raft logs into the WAL (format 1 to 2)", "groups", len(groups), "logs", logs, "wal", walDir)
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Path returns the file the store was opened on.

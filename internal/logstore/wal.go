@@ -14,7 +14,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // The WAL holds the raft logs of every group on the node in one append-only
@@ -95,7 +95,7 @@ var castagnoliTable = castagnoli
 type segment struct {
 	seq       uint64
 	path      string
-	f         *os.File
+	f         vfs.File
 	size      int64
 	live      int
 	liveBytes int64
@@ -106,7 +106,7 @@ type segment struct {
 	// writes, which the writer uses instead of f and fdatasync; tail holds
 	// the bytes of the partial block at the end of the frames, which each
 	// write rewrites (see writeDirect).
-	direct *os.File
+	direct vfs.File
 	tail   []byte
 }
 
@@ -115,6 +115,7 @@ func (s *segment) dropLive(n uint32) { s.live--; s.liveBytes -= int64(n) }
 
 // wal is the writer's handle on the segment files.
 type wal struct {
+	fs      vfs.FS
 	dir     string
 	noSync  bool
 	segSize int64
@@ -141,8 +142,8 @@ type wal struct {
 }
 
 type spareResult struct {
-	f      *os.File // nil: no spare
-	direct *os.File // f's file opened for direct writes, nil where that is not supported
+	f      vfs.File // nil: no spare
+	direct vfs.File // f's file opened for direct writes, nil where that is not supported
 	err    error
 }
 
@@ -154,15 +155,19 @@ var segmentSize int64 = defaultSegmentSize
 
 // openWAL opens or creates the WAL in dir and replays it into one index per
 // group that has a log.
-func openWAL(dir string, noSync bool, segSize int64, log *slog.Logger) (*wal, map[uint64]*logIndex, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func openWAL(fsys vfs.FS, dir string, noSync bool, segSize int64, log *slog.Logger) (*wal, map[uint64]*logIndex, error) {
+	mkdir := vfs.MkdirAllSynced
+	if noSync {
+		mkdir = vfs.FS.MkdirAll
+	}
+	if err := mkdir(fsys, dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create WAL directory: %w", err)
 	}
-	w := &wal{dir: dir, noSync: noSync, segSize: segSize, log: log}
-	if err := os.Remove(filepath.Join(dir, spareName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	w := &wal{fs: fsys, dir: dir, noSync: noSync, segSize: segSize, log: log}
+	if err := fsys.Remove(filepath.Join(dir, spareName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("remove unfinished WAL spare: %w", err)
 	}
-	seqs, err := listSegments(dir)
+	seqs, err := listSegments(fsys, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,8 +197,8 @@ func openWAL(dir string, noSync bool, segSize int64, log *slog.Logger) (*wal, ma
 	return w, idx, nil
 }
 
-func listSegments(dir string) ([]uint64, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read WAL directory: %w", err)
 	}
@@ -224,7 +229,7 @@ func listSegments(dir string) ([]uint64, error) {
 // made it to disk (a crash while creating it) is removed, and nil returned.
 func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*segment, error) {
 	path := filepath.Join(w.dir, segmentName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := w.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open WAL segment: %w", err)
 	}
@@ -243,7 +248,7 @@ func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*s
 		if last && allZero(f, 0, fileSize) {
 			w.log.Warn("logstore: removing a WAL segment whose creation did not finish", "path", path)
 			_ = f.Close()
-			if err := os.Remove(path); err != nil {
+			if err := w.fs.Remove(path); err != nil {
 				return nil, fmt.Errorf("remove unfinished WAL segment: %w", err)
 			}
 			return nil, nil
@@ -307,7 +312,7 @@ func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*s
 // (the zeros after the last frame). bad says why a frame fails its checks; a
 // bad frame's size is how far it may reach (its length if that fits, else
 // maxTornExtent). err is an I/O error.
-func readFrame(f *os.File, off, end int64, buf []byte) (body []byte, size int64, bad string, err error) {
+func readFrame(f io.ReaderAt, off, end int64, buf []byte) (body []byte, size int64, bad string, err error) {
 	var fh [frameHeaderSize]byte
 	if _, err := f.ReadAt(fh[:], off); err != nil {
 		return buf, 0, "", err
@@ -332,7 +337,7 @@ func readFrame(f *os.File, off, end int64, buf []byte) (body []byte, size int64,
 }
 
 // allZero reports whether f holds only zeros in [from, to).
-func allZero(f *os.File, from, to int64) bool {
+func allZero(f io.ReaderAt, from, to int64) bool {
 	buf := make([]byte, 64<<10)
 	for off := from; off < to; {
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
@@ -351,7 +356,7 @@ func allZero(f *os.File, from, to int64) bool {
 
 // cutTail zeroes f from off on, so that the next frame written there is
 // followed by zeros and nothing of the torn one.
-func (w *wal) cutTail(f *os.File, off int64) error {
+func (w *wal) cutTail(f vfs.File, off int64) error {
 	if err := f.Truncate(off); err != nil {
 		return fmt.Errorf("cut torn WAL tail: %w", err)
 	}
@@ -479,10 +484,10 @@ func (w *wal) newSegment(seq uint64) error {
 		seg := &segment{seq: seq, path: path, f: sp.f, direct: sp.direct, zeroed: true}
 		err := w.writeAt(seg, hdr[:])
 		if err == nil {
-			err = os.Rename(filepath.Join(w.dir, spareName), path)
+			err = w.fs.Rename(filepath.Join(w.dir, spareName), path)
 		}
 		if err == nil {
-			err = syncDir(w.dir)
+			err = w.fs.SyncDir(w.dir)
 		}
 		if err != nil {
 			seg.close()
@@ -493,7 +498,7 @@ func (w *wal) newSegment(seq uint64) error {
 		w.segs = append(w.segs, seg)
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := w.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create WAL segment: %w", err)
 	}
@@ -503,7 +508,7 @@ func (w *wal) newSegment(seq uint64) error {
 		err = f.Sync()
 	}
 	if err == nil && !w.noSync {
-		err = syncDir(w.dir)
+		err = w.fs.SyncDir(w.dir)
 	}
 	if err != nil {
 		_ = f.Close()
@@ -582,8 +587,8 @@ func (w *wal) spareWork(seg *segment) (rotate bool) {
 		done, stop := make(chan spareResult, 1), make(chan struct{})
 		w.spareDone, w.spareStop = done, stop
 		w.spareTries++
-		path, size := filepath.Join(w.dir, spareName), w.segSize
-		go func() { done <- makeSpare(path, size, stop) }()
+		fsys, path, size := w.fs, filepath.Join(w.dir, spareName), w.segSize
+		go func() { done <- makeSpare(fsys, path, size, stop) }()
 	}
 	return w.spare.f != nil && !seg.zeroed && seg.size > segmentHeaderSize
 }
@@ -592,20 +597,20 @@ func (w *wal) spareWork(seg *segment) (rotate bool) {
 // with direct writes where the file system takes them, else through the
 // page cache in steps so that the disk queue never holds much of it at
 // once. Closing stop abandons it.
-func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+func makeSpare(fsys vfs.FS, path string, size int64, stop <-chan struct{}) (r spareResult) {
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return spareResult{err: err}
 	}
 	defer func() {
 		if r.err != nil {
 			r.close()
-			_ = os.Remove(path)
+			_ = fsys.Remove(path)
 			r = spareResult{err: r.err}
 		}
 	}()
 	r.f = f
-	r.direct, _ = openDirect(path)
+	r.direct, _ = openDirect(fsys, path)
 	zeros := alignedBlock(1 << 20)
 	for off := int64(0); off < size; {
 		select {
@@ -629,7 +634,7 @@ func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 		}
 		off += int64(len(chunk))
 		if r.direct == nil && (off%(8<<20) == 0 || off == size) {
-			if r.err = fdatasync(f); r.err != nil {
+			if r.err = f.Datasync(); r.err != nil {
 				return r
 			}
 		}
@@ -643,9 +648,7 @@ func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 
 // openDirect opens path for direct, synchronous writes. File systems without
 // O_DIRECT refuse it at open; tests replace it to take that path.
-var openDirect = func(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
-}
+var openDirect = func(fsys vfs.FS, path string) (vfs.File, error) { return fsys.OpenDirect(path) }
 
 func (r spareResult) close() {
 	if r.f != nil {
@@ -681,7 +684,7 @@ func (w *wal) writeAt(seg *segment, b []byte) error {
 	if w.noSync {
 		return nil
 	}
-	return fdatasync(seg.f)
+	return seg.f.Datasync()
 }
 
 // writeDirect writes b at seg.size through seg.direct: the whole blocks from
@@ -711,14 +714,7 @@ func (w *wal) writeDirect(seg *segment, b []byte) error {
 // preallocate reserves size bytes for f where the file system can; where it
 // cannot, the file grows as it is written, which costs fdatasync a metadata
 // update per commit but is otherwise the same.
-func preallocate(f *os.File, size int64) {
-	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-		if err != unix.EINTR {
-			return
-		}
-	}
-}
+func preallocate(f vfs.File, size int64) { _ = f.Allocate(size) }
 
 func (w *wal) active() *segment { return w.segs[len(w.segs)-1] }
 
@@ -776,29 +772,20 @@ func (w *wal) write(frame []byte) (*segment, int64, error) {
 	return seg, off, nil
 }
 
-func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
 // dropDeadSegments removes the oldest segments while no log points into
 // them, but never the one written to.
 func (w *wal) dropDeadSegments() error {
 	for len(w.segs) > 1 && w.segs[0].live == 0 {
 		seg := w.segs[0]
 		seg.close()
-		if err := os.Remove(seg.path); err != nil {
+		if err := w.fs.Remove(seg.path); err != nil {
 			return fmt.Errorf("remove WAL segment: %w", err)
 		}
 		// Durably gone before anything younger can go: an older segment
 		// coming back after a crash could revive entries whose delete
 		// was in a younger one.
 		if !w.noSync {
-			if err := syncDir(w.dir); err != nil {
+			if err := w.fs.SyncDir(w.dir); err != nil {
 				return fmt.Errorf("remove WAL segment: %w", err)
 			}
 		}
@@ -869,7 +856,7 @@ func (w *wal) close() {
 	}
 	if w.spare.f != nil {
 		w.spare.close()
-		_ = os.Remove(filepath.Join(w.dir, spareName))
+		_ = w.fs.Remove(filepath.Join(w.dir, spareName))
 		w.spare = spareResult{}
 	}
 	for _, seg := range w.segs {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // smallSegments makes the WAL rotate every size bytes for the test.
@@ -231,7 +233,7 @@ func TestWALSpareSegments(t *testing.T) {
 	t.Run("direct", func(t *testing.T) { testWALSpareSegments(t, true) })
 	t.Run("without O_DIRECT", func(t *testing.T) {
 		old := openDirect
-		openDirect = func(string) (*os.File, error) { return nil, errors.New("not supported") }
+		openDirect = func(vfs.FS, string) (vfs.File, error) { return nil, errors.New("not supported") }
 		t.Cleanup(func() { openDirect = old })
 		testWALSpareSegments(t, false)
 	})
