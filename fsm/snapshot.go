@@ -9,13 +9,17 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // restoreTempSuffix names the temporary file Restore writes next to the database.
@@ -173,19 +177,19 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(s.path)+restoreTempSuffix+"*")
+	dir, fsys := filepath.Dir(s.path), s.opts.FS
+	tmpPath := filepath.Join(dir, filepath.Base(s.path)+restoreTempSuffix+strconv.FormatUint(rand.Uint64(), 36))
+	tmp, err := fsys.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	tmpPath := tmp.Name()
 	renamed := false
 	defer func() {
 		if !renamed {
-			_ = os.Remove(tmpPath)
+			_ = fsys.Remove(tmpPath)
 		}
 	}()
-	tw := &trailerWriter{w: tmp, h: sha256.New()}
+	tw := &trailerWriter{w: &appender{f: tmp}, h: sha256.New()}
 	_, err = io.Copy(tw, rc)
 	if err == nil {
 		err = tw.check()
@@ -199,7 +203,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	format, err := verifyFile(tmpPath)
+	format, err := verifyFile(fsys, tmpPath)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
@@ -224,7 +228,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		s.log.Warn("fsm: restore: closing the old state", "err", err)
 	}
 	s.db = nil
-	if err := os.Rename(tmpPath, s.path); err != nil {
+	if err := fsys.Rename(tmpPath, s.path); err != nil {
 		// Nothing replaced: carry on with the old file.
 		db, oerr := openDB(s.path, &s.opts)
 		if oerr == nil {
@@ -234,7 +238,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	renamed = true
 	if !s.opts.NoSync {
-		if err := syncDir(dir); err != nil {
+		if err := fsys.SyncDir(dir); err != nil {
 			return fmt.Errorf("fsm: restore: %w", err)
 		}
 	}
@@ -260,18 +264,21 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 // key and value is read on this goroutine with faults turned into panics, and panics into
 // errors; only then does bbolt's own consistency check run (on a goroutine of its own,
 // which must not fault: every page it visits has just been read safely).
-func verifyFile(path string) (format []byte, err error) {
+func verifyFile(fsys vfs.FS, path string) (format []byte, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", ErrNotFSMFile, r)
 		}
 	}()
-	info, err := os.Stat(path)
+	info, err := fsys.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return fsys.OpenExternal(name, flag, perm, true)
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFSMFile, err)
 	}
@@ -324,14 +331,14 @@ func readAll(b *bolt.Bucket) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+// appender writes a vfs.File from its start on, as an io.Writer.
+type appender struct {
+	f   vfs.File
+	off int64
+}
+
+func (a *appender) Write(p []byte) (int, error) {
+	n, err := a.f.WriteAt(p, a.off)
+	a.off += int64(n)
+	return n, err
 }

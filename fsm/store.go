@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // ErrClosed is returned by the methods of a closed Store.
@@ -53,6 +55,9 @@ type Options struct {
 	CommitInterval time.Duration
 	// Logger receives the store's few events (open, restore). Default slog.Default().
 	Logger *slog.Logger
+	// FS is the file system the store's files are written through; nil means
+	// vfs.Default. Tests simulate power cuts with one.
+	FS vfs.FS
 }
 
 func (o *Options) withDefaults() {
@@ -70,6 +75,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 }
 
@@ -135,7 +143,7 @@ var (
 // Open opens or creates the store at path. A file that exists must be a duro fsm file.
 func Open(path string, opts Options) (*Store, error) {
 	opts.withDefaults()
-	removeRestoreLeftovers(path, opts.Logger)
+	removeRestoreLeftovers(opts.FS, path, opts.Logger)
 	db, err := openDB(path, &opts)
 	if err != nil {
 		return nil, err
@@ -170,6 +178,9 @@ func openDB(path string, opts *Options) (*bolt.DB, error) {
 		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: opts.InitialMmapSize,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return opts.FS.OpenExternal(name, flag, perm, !opts.NoSync)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
@@ -200,9 +211,9 @@ func (s *Store) load() error {
 }
 
 // removeRestoreLeftovers deletes temporary files of a Restore that a crash interrupted.
-func removeRestoreLeftovers(path string, log *slog.Logger) {
+func removeRestoreLeftovers(fsys vfs.FS, path string, log *slog.Logger) {
 	dir, prefix := filepath.Dir(path), filepath.Base(path)+restoreTempSuffix
-	entries, err := os.ReadDir(dir)
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return // Open reports the real problem
 	}
@@ -211,7 +222,7 @@ func removeRestoreLeftovers(path string, log *slog.Logger) {
 			continue
 		}
 		f := filepath.Join(dir, e.Name())
-		if err := os.Remove(f); err != nil {
+		if err := fsys.Remove(f); err != nil {
 			log.Warn("fsm: cannot remove restore leftover", "file", f, "err", err)
 		}
 	}
@@ -223,6 +234,12 @@ func removeRestoreLeftovers(path string, log *slog.Logger) {
 //
 // A failed commit is returned, not panicked: the entries it held are in raft's log, which
 // replays them when the store is opened again.
+//
+// Without fsync (Options.NoSync) Close still syncs the file and its directory before it
+// returns: whoever
+// opened the store that way must know when its content is durable (raftgroup trusts a
+// state file that was closed cleanly, and would trust a torn one after a machine crash
+// that came before the kernel wrote it back).
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -239,6 +256,17 @@ func (s *Store) Close() error {
 	s.txMu.Unlock()
 	err = errors.Join(err, s.db.Close())
 	s.db = nil
+	if err == nil && s.opts.NoSync {
+		// The file's content, and its name, which a new file's first commit did not
+		// make durable either.
+		err = vfs.SyncFile(s.opts.FS, s.path)
+		if err == nil {
+			err = s.opts.FS.SyncDir(filepath.Dir(s.path))
+		}
+		if err != nil {
+			err = fmt.Errorf("fsm: close %s: sync: %w", s.path, err)
+		}
+	}
 	return err
 }
 
