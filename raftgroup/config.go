@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/internal/metrics"
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // Defaults for a cluster's shape. They are fixed when the cluster is created: every node
@@ -149,6 +150,13 @@ type Config struct {
 	Timing Timing
 	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
 	NoSync bool
+	// FS is the file system the node's files are written through; nil means the
+	// operating system's. Tests simulate power cuts with one.
+	FS vfs.FS
+	// BootID, when set, stands for the kernel's boot ID in telling a state file left
+	// open by a process crash from one left open by a machine crash (statefile.go).
+	// Tests that simulate a power cut give the restarted node a new one.
+	BootID string
 
 	// beforeLogCommit is logstore.Options.BeforeCommit, for tests of this package.
 	beforeLogCommit func()
@@ -176,6 +184,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	if c.RaftLogLevel == 0 {
 		c.RaftLogLevel = slog.LevelWarn

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // identityFile records which node and which cluster a data dir belongs to, so a node
@@ -28,11 +29,11 @@ type identity struct {
 // checkIdentity creates the identity file of a new data dir, or verifies an existing one.
 // It reports whether the data dir is new.
 func checkIdentity(c Config, clusterID string) (fresh bool, err error) {
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+	if err := vfs.MkdirAllSynced(c.FS, c.DataDir, 0o755); err != nil {
 		return false, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(c.DataDir, identityFile)
-	b, err := os.ReadFile(path)
+	b, err := vfs.ReadFile(c.FS, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		id := identity{NodeID: c.ID, ClusterID: clusterID, Groups: c.Groups, Replicas: c.Replicas,
 			Slots: c.Slots, Created: time.Now().UTC()}
@@ -40,11 +41,16 @@ func checkIdentity(c Config, clusterID string) (fresh bool, err error) {
 			id.Peers = append(id.Peers, p.ID)
 		}
 		b, _ := json.MarshalIndent(id, "", "  ")
+		// Durable before anything else is written: a power cut must not leave the
+		// groups' state beside an identity file that is empty or gone.
 		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		if err := vfs.WriteFileSynced(c.FS, tmp, append(b, '\n'), 0o644); err != nil {
 			return false, fmt.Errorf("write %s: %w", tmp, err)
 		}
-		return true, os.Rename(tmp, path)
+		if err := c.FS.Rename(tmp, path); err != nil {
+			return false, err
+		}
+		return true, c.FS.SyncDir(c.DataDir)
 	}
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/hclogslog"
 	"github.com/duro-db/duro/internal/logstore"
+	"github.com/duro-db/duro/internal/vfs"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -74,7 +74,7 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log, BeforeCommit: cfg.beforeLogCommit})
+	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log, FS: cfg.FS, BeforeCommit: cfg.beforeLogCommit})
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
@@ -105,20 +105,22 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 
 func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	dir := filepath.Join(n.cfg.DataDir, "groups", strconv.FormatUint(gid, 10))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Made durable in its parent: a group directory that a power cut takes back takes
+	// the group's snapshots with it, and raft may have compacted its log behind them.
+	if err := vfs.MkdirAllSynced(n.cfg.FS, dir, 0o755); err != nil {
 		return nil, err
 	}
 	glog := n.log.With("group", gid)
 	hlog := hclogslog.New(glog, "raft", n.cfg.RaftLogLevel)
 
-	stateNoSync, rebuilt, err := prepareState(dir)
+	stateNoSync, rebuilt, err := prepareState(n.cfg, dir)
 	if err != nil {
 		return nil, fmt.Errorf("prepare state: %w", err)
 	}
 	if rebuilt {
 		glog.Warn("the machine restarted while this group's state was open; rebuilding it from the latest snapshot and the raft log")
 	}
-	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync || stateNoSync, Logger: glog, CommitInterval: stateCommitInterval})
+	state, err := fsm.Open(filepath.Join(dir, "state.db"), fsm.Options{NoSync: n.cfg.NoSync || stateNoSync, Logger: glog, CommitInterval: stateCommitInterval, FS: n.cfg.FS})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
@@ -243,7 +245,7 @@ func (g *Group) shutdown() {
 	if err := g.state.Close(); err != nil {
 		g.log.Warn("close state", "err", err)
 	} else {
-		closeState(g.dir)
+		closeState(g.node.cfg.FS, g.dir)
 	}
 }
 

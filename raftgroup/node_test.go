@@ -323,7 +323,7 @@ func TestPlanSpreadsLeaders(t *testing.T) {
 // A state machine left open when the machine (not just the process) went down may be torn,
 // since it does not fsync: the node discards it and rebuilds it from the snapshot and log.
 func TestStateRebuiltAfterMachineCrash(t *testing.T) {
-	if bootID() == nil {
+	if bootID(Config{}) == nil {
 		t.Skip("no boot ID on this system: state machines fsync instead")
 	}
 	timing := fastTiming()

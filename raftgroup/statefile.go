@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/duro-db/duro/internal/vfs"
 )
 
 // A group's state machine is rebuilt from raft (the latest snapshot, then the log) after
@@ -23,7 +25,9 @@ import (
 // boot ID when the state is opened, removed on a clean close. A marker from another boot
 // means the machine went down with the state open: the state is discarded and rebuilt.
 //
-// Where the boot ID cannot be read, the state machine fsyncs as usual.
+// A clean close syncs the state file (fsm.Store.Close does, even without fsync) before
+// the marker goes, so a file without a marker is whole on disk. Where the boot ID cannot
+// be read, the state machine fsyncs as usual.
 const (
 	bootIDPath = "/proc/sys/kernel/random/boot_id"
 	markerName = "state.open"
@@ -40,9 +44,14 @@ var alwaysSyncState = false
 // only so benchmarks can compare intervals.
 var stateCommitInterval = time.Second
 
-func bootID() []byte {
+// bootID returns the boot ID that marks a state file open: Config.BootID if set, else the
+// kernel's; nil when the state machine must fsync instead.
+func bootID(cfg Config) []byte {
 	if alwaysSyncState {
 		return nil
+	}
+	if cfg.BootID != "" {
+		return []byte(cfg.BootID)
 	}
 	b, err := os.ReadFile(bootIDPath)
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
@@ -53,54 +62,33 @@ func bootID() []byte {
 
 // prepareState decides how a group's state file is opened. It returns whether the state
 // machine may skip fsync, and removes a state file that a machine crash may have torn.
-func prepareState(dir string) (noSync bool, rebuilt bool, err error) {
-	boot := bootID()
+func prepareState(cfg Config, dir string) (noSync bool, rebuilt bool, err error) {
+	boot := bootID(cfg)
 	if boot == nil {
 		return false, false, nil
 	}
+	fsys := cfg.FS
 	marker := filepath.Join(dir, markerName)
-	prev, err := os.ReadFile(marker)
+	prev, err := vfs.ReadFile(fsys, marker)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return false, false, err
 	case !bytes.Equal(bytes.TrimSpace(prev), boot):
-		if err := os.Remove(filepath.Join(dir, "state.db")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsys.Remove(filepath.Join(dir, "state.db")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, false, fmt.Errorf("discard state open across a machine restart: %w", err)
 		}
 		rebuilt = true
 	}
-	if err := writeSynced(marker, append(boot, '\n')); err != nil {
+	if err := vfs.WriteFileSynced(fsys, marker, append(boot, '\n'), 0o644); err != nil {
 		return false, false, err
 	}
 	return true, rebuilt, nil
 }
 
-// closeState removes the marker after the state file was closed cleanly.
-func closeState(dir string) {
-	os.Remove(filepath.Join(dir, markerName))
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// closeState removes the marker after the state file was closed cleanly (and so synced).
+// The removal need not be durable: a marker that comes back after a machine crash only
+// makes the next start rebuild a state it could have trusted.
+func closeState(fsys vfs.FS, dir string) {
+	_ = fsys.Remove(filepath.Join(dir, markerName))
 }
