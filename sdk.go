@@ -78,7 +78,7 @@ func (c *sdkConn) serve() {
 	go c.writeLoop()
 	err := c.readLoop()
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.ctx.Err() != nil:
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.ctx.Err() != nil:
 	default:
 		c.log.Debug("closing SDK connection", "err", err)
 	}

@@ -177,7 +177,7 @@ func (tx *Tx) List(object []byte, o ListOptions, fn func(key, value []byte) bool
 	var k, v []byte
 	if past == nil {
 		k, v = c.Last()
-	} else if k, v = c.Seek(past); k == nil {
+	} else if k, _ = c.Seek(past); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()

@@ -8,11 +8,9 @@ import (
 	"github.com/duro-db/duro/internal/values"
 )
 
-// The wire and storage encoding is internal/values's: msgpack that honours `json` struct
-// tags, shared with the Go SDK.
-const structTag = values.StructTag
-
-// marshal encodes v as msgpack with compact integers (values.Marshal).
+// marshal encodes v as msgpack with compact integers (values.Marshal). The wire and
+// storage encoding is internal/values's: msgpack that honours `json` struct tags, shared
+// with the Go SDK.
 func marshal(v any) ([]byte, error) { return values.Marshal(v) }
 
 // unmarshal decodes msgpack b into out. strict rejects fields out does not have (used for

@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -17,7 +18,6 @@ func sampleAppend() *raft.AppendEntriesRequest {
 	return &raft.AppendEntriesRequest{
 		RPCHeader:         raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("n1"), Addr: []byte("127.0.0.1:7101")},
 		Term:              7,
-		Leader:            []byte("127.0.0.1:7101"),
 		PrevLogEntry:      41,
 		PrevLogTerm:       6,
 		LeaderCommitIndex: 40,
@@ -56,6 +56,32 @@ func TestAppendWireRoundTrip(t *testing.T) {
 	id, _, remote, err = decodeAppendResponse(appendResponseFrame(nil, 10, nil, errors.New("group 3 is not running")))
 	if err != nil || id != 10 || remote == nil || remote.Error() != "group 3 is not running" {
 		t.Fatalf("error response: got %d %v %v", id, remote, err)
+	}
+}
+
+// The leader field repeats the sender's address, which is where raft looks for the
+// leader. A frame whose header has no address (a raft that filled only its deprecated
+// Leader field) still names the leader, through that field.
+func TestAppendWireLeaderAddress(t *testing.T) {
+	frame := appendRequestFrame(nil, 1, 2, sampleAppend())
+	leader := appendBlob(nil, []byte("127.0.0.1:7101"))
+	if !bytes.Contains(frame, append(binary.AppendUvarint(nil, 7), leader...)) {
+		t.Fatalf("the leader field after the term does not hold the sender's address: %x", frame)
+	}
+
+	old := []byte{appendVersion, kindRequest, 1, 2}
+	old = binary.AppendUvarint(old, uint64(raft.ProtocolVersionMax))
+	old = appendBlob(old, []byte("n1"))
+	old = appendBlob(old, nil) // no address in the header
+	old = binary.AppendUvarint(old, 7)
+	old = append(old, leader...)
+	old = append(old, 0, 0, 0, 0) // prev log entry, prev log term, leader commit, no entries
+	_, _, got, err := decodeAppendRequest(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.RPCHeader.Addr) != "127.0.0.1:7101" {
+		t.Fatalf("leader address %q, want the leader field's", got.RPCHeader.Addr)
 	}
 }
 

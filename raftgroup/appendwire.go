@@ -25,6 +25,12 @@ import (
 //
 // Integers are uvarints; bytes are a uvarint length and the bytes. A request that would
 // not fit in one frame (transport.MaxFrameSize) goes by raft's own transport instead.
+//
+// The leader field is where raft's deprecated AppendEntriesRequest.Leader travelled. Raft
+// (v1.7) fills it and RPCHeader.Addr with the same bytes, and reads Addr, falling back to
+// Leader only when Addr is empty; so the field now carries the sender's address and a
+// decoded request keeps it only as that fallback. It stays in the frame, so the format
+// (version 1) is unchanged and nodes of older and newer builds read each other's requests.
 const (
 	appendVersion byte = 1
 	kindRequest   byte = 1
@@ -59,7 +65,7 @@ func appendRequestFrame(dst []byte, id, gid uint64, a *raft.AppendEntriesRequest
 	dst = binary.AppendUvarint(dst, gid)
 	dst = appendRPCHeader(dst, &a.RPCHeader)
 	dst = binary.AppendUvarint(dst, a.Term)
-	dst = appendBlob(dst, a.Leader)
+	dst = appendBlob(dst, a.RPCHeader.Addr) // the leader field: see above
 	dst = binary.AppendUvarint(dst, a.PrevLogEntry)
 	dst = binary.AppendUvarint(dst, a.PrevLogTerm)
 	dst = binary.AppendUvarint(dst, a.LeaderCommitIndex)
@@ -151,7 +157,9 @@ func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest
 	gid = r.uvarint("group")
 	a = &raft.AppendEntriesRequest{RPCHeader: r.rpcHeader()}
 	a.Term = r.uvarint("term")
-	a.Leader = r.keep(r.bytes("leader"))
+	if leader := r.bytes("leader"); len(a.RPCHeader.Addr) == 0 {
+		a.RPCHeader.Addr = r.keep(leader)
+	}
 	a.PrevLogEntry = r.uvarint("prev log entry")
 	a.PrevLogTerm = r.uvarint("prev log term")
 	a.LeaderCommitIndex = r.uvarint("leader commit")

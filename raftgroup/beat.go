@@ -562,7 +562,6 @@ func (b *beats) handle(r *beatRound) []beatAck {
 			Command: &raft.AppendEntriesRequest{
 				RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(id), Addr: addr},
 				Term:      bt.term,
-				Leader:    addr,
 			},
 			RespChan: resp,
 		})
@@ -650,7 +649,8 @@ func (t *beatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddres
 // fitsOneFrame reports whether args surely encodes within transport.MaxFrameSize.
 func fitsOneFrame(args *raft.AppendEntriesRequest) bool {
 	const perEntry = 4*binary.MaxVarintLen64 + 2 // index, term, lengths, type, flag, time
-	size := 1024 + len(args.RPCHeader.ID) + len(args.RPCHeader.Addr) + len(args.Leader)
+	// The address goes twice: in the header and in the leader field.
+	size := 1024 + len(args.RPCHeader.ID) + 2*len(args.RPCHeader.Addr)
 	for _, e := range args.Entries {
 		size += perEntry + len(e.Data) + len(e.Extensions)
 	}
@@ -665,8 +665,9 @@ func (t *beatTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 }
 
 // isHeartbeat is NetworkTransport's own test of a heartbeat: an AppendEntries with a term
-// and a leader, and no entries, no previous entry and no commit index.
+// and a leader address, and no entries, no previous entry and no commit index. Raft names
+// the leader in RPCHeader.Addr (its deprecated Leader field repeats it).
 func isHeartbeat(a *raft.AppendEntriesRequest) bool {
-	return a.Term != 0 && (len(a.RPCHeader.Addr) != 0 || len(a.Leader) != 0) &&
+	return a.Term != 0 && len(a.RPCHeader.Addr) != 0 &&
 		a.PrevLogEntry == 0 && a.PrevLogTerm == 0 && len(a.Entries) == 0 && a.LeaderCommitIndex == 0
 }

@@ -214,7 +214,7 @@ var registerModel = linearModel{
 		if err := json.Unmarshal(op.Output, &out); err != nil {
 			return nil, err
 		}
-		return regOut{Value: out.Value, OK: out.OK}, nil
+		return regOut(out), nil
 	},
 }
 

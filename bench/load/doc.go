@@ -14,7 +14,8 @@
 //     window closes are waited for and recorded.
 //   - Failed operations are counted, never put in the latency histogram.
 //
-// The package imports nothing but the standard library and HdrHistogram, so the etcd
-// module can build it without compiling any of duro, and both sides of a comparison print
-// and encode their results the same way. The duro workloads live in load/workloads.
+// The package imports nothing but the standard library, HdrHistogram and
+// prometheus/procfs (CPU time from /proc), so the etcd module can build it without
+// compiling any of duro, and both sides of a comparison print and encode their results
+// the same way. The duro workloads live in load/workloads.
 package load

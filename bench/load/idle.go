@@ -1,59 +1,40 @@
 package load
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
+	"math"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
-// userHZ is the unit of the CPU times in /proc/<pid>/stat. It is the kernel's USER_HZ,
-// which is 100 on every Linux architecture Go supports (it is ABI, unlike CONFIG_HZ).
-const userHZ = 100
-
-// ErrBadStat is returned for a /proc/<pid>/stat line that does not parse.
-var ErrBadStat = errors.New("load: malformed /proc stat line")
-
-// ParseStat returns the user+system CPU time in a /proc/<pid>/stat line.
-func ParseStat(line []byte) (time.Duration, error) {
-	// The command name (field 2) is in parentheses and may hold spaces and ')' itself;
-	// the fields that follow start after the LAST ')'.
-	i := bytes.LastIndexByte(line, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%w: no ')' after the command name", ErrBadStat)
-	}
-	f := bytes.Fields(line[i+1:])
-	// After the name: state(3) ppid(4) ... utime(14) stime(15), i.e. f[11] and f[12].
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%w: %d fields after the command name, want at least 13", ErrBadStat, len(f))
-	}
-	var ticks uint64
-	for _, s := range f[11:13] {
-		// 40 bits of ticks is 348 years of CPU: more is corruption, and the bound keeps
-		// the sum and its conversion to a Duration from overflowing.
-		v, err := strconv.ParseUint(string(s), 10, 40)
-		if err != nil {
-			return 0, fmt.Errorf("%w: cpu time %q: %v", ErrBadStat, s, err)
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * (time.Second / userHZ), nil
+// ProcessCPU returns the CPU time (user+system, all threads) pid has used so far, as the
+// kernel counts it in /proc (in ticks of 10 ms).
+func ProcessCPU(pid int) (time.Duration, error) {
+	return processCPU(procfs.DefaultMountPoint, pid)
 }
 
-// ProcessCPU returns the CPU time (user+system, all threads) pid has used so far.
-func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// processCPU is ProcessCPU with the proc file system mounted at procRoot.
+func processCPU(procRoot string, pid int) (time.Duration, error) {
+	fs, err := procfs.NewFS(procRoot)
 	if err != nil {
 		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
 	}
-	d, err := ParseStat(b)
+	p, err := fs.Proc(pid)
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: %w", pid, err)
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
 	}
-	return d, nil
+	st, err := p.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	// More than a Duration holds (292 years) is a corrupt file, not a process's CPU.
+	secs := st.CPUTime()
+	if secs >= math.MaxInt64/float64(time.Second) {
+		return 0, fmt.Errorf("cpu time of pid %d: %g s is not plausible", pid, secs)
+	}
+	return time.Duration(math.Round(secs * float64(time.Second))), nil
 }
 
 // IdleResult is the CPU the processes used over a window, together, as a percentage of

@@ -4,52 +4,62 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestParseStat(t *testing.T) {
+// statLine is a whole /proc/<pid>/stat line of pid 7, as Linux 6 writes it, with the
+// given command name and CPU times (fields 14 and 15, utime and stime, in 10 ms ticks).
+func statLine(name, utime, stime string) string {
+	return "7 (" + name + ") S 1 7 7 0 -1 4194560 1234 0 0 0 " + utime + " " + stime +
+		" 0 0 20 0 12 0 81917 3133440 394 18446744073709551615 94890649276416 94890649296297" +
+		" 140736203591632 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 94890649312304 94890649313920" +
+		" 94891377721344 140736203598335 140736203598355 140736203598355 140736203599851 0"
+}
+
+// ProcessCPU reads a stat file the way the kernel writes it: utime plus stime, after a
+// command name that may hold spaces and parentheses. Each case is a stat file of pid 7 in
+// a proc tree of its own.
+func TestProcessCPUReadsStat(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		line string
+		stat string // "" is no process 7 at all
 		want time.Duration
 		err  bool
 	}{
-		{"plain", "4242 (duro) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 25 0 0 20 0 12 0 100 1 1", 1750 * time.Millisecond, false},
-		{"name with spaces and parens", "7 (a ) b) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0", 70 * time.Millisecond, false},
-		{"no name", "7 duro S 1 2 3", 0, true},
-		{"truncated", "7 (duro) S 1 7 7 0 -1 0 0 0 0 0 3", 0, true},
-		{"not a number", "7 (duro) S 1 7 7 0 -1 0 0 0 0 0 x 4 0", 0, true},
-		{"negative", "7 (duro) S 1 7 7 0 -1 0 0 0 0 0 -3 4 0", 0, true},
-		{"absurd", "7 (duro) S 1 7 7 0 -1 0 0 0 0 0 99999999999999999 4 0", 0, true},
-		{"empty", "", 0, true},
+		{"plain", statLine("duro", "150", "25"), 1750 * time.Millisecond, false},
+		{"name with spaces and parens", statLine("a ) b", "3", "4"), 70 * time.Millisecond, false},
+		{"no name", strings.Replace(statLine("duro", "3", "4"), "(duro)", "duro", 1), 0, true},
+		{"truncated", statLine("duro", "3", "4")[:40], 0, true},
+		{"not a number", statLine("duro", "x", "4"), 0, true},
+		{"negative", statLine("duro", "-3", "4"), 0, true},
+		{"absurd", statLine("duro", "99999999999999999", "4"), 0, true},
+		{"no such process", "", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseStat([]byte(tc.line))
+			root := t.TempDir()
+			if tc.stat != "" {
+				if err := os.Mkdir(filepath.Join(root, "7"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "7", "stat"), []byte(tc.stat+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := processCPU(root, 7)
 			if tc.err {
-				if !errors.Is(err, ErrBadStat) {
-					t.Fatalf("ParseStat = %v, %v; want ErrBadStat", got, err)
+				if err == nil {
+					t.Fatalf("processCPU = %v, want an error", got)
 				}
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Fatalf("ParseStat = %v, %v; want %v", got, err, tc.want)
+				t.Fatalf("processCPU = %v, %v; want %v", got, err, tc.want)
 			}
 		})
 	}
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add([]byte("4242 (duro) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 25 0 0 20 0 12 0 100 1 1"))
-	f.Add([]byte("7 (a ) b) R 1 7 7 0 -1 0 0 0 0 0 3 4 0"))
-	f.Add([]byte("7 (x"))
-	f.Add([]byte(")))"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := ParseStat(b)
-		if err == nil && d < 0 {
-			t.Fatalf("negative CPU time %v from %q", d, b)
-		}
-	})
 }
 
 func TestMeasureIdleOfThisProcess(t *testing.T) {

@@ -54,7 +54,7 @@ func benchCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "idle",
 			Usage: "measure the CPU a set of processes uses over a window (% of one core, all together)",
-			Description: "Reads utime+stime from /proc/PID/stat at the start and end of the window.\n" +
+			Description: "Reads each process's user+system CPU time from /proc at the start and end of the window.\n" +
 				"Example: duro bench idle --pids $(pgrep -d, -f 'duro server') --time 20s",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "pids", Usage: "process IDs, `PID,...`", Required: true},

@@ -83,11 +83,10 @@ type raftCluster struct {
 	async  bool // leaders append asynchronously
 	stores []*Store
 	// Indexed [node][group index].
-	rafts  [][]*raft.Raft
-	fsms   [][]*listFSM
-	trans  [][]*raft.InmemTransport
-	snaps  [][]*raft.InmemSnapshotStore // survive restarts, as a disk would
-	config raft.Configuration
+	rafts [][]*raft.Raft
+	fsms  [][]*listFSM
+	trans [][]*raft.InmemTransport
+	snaps [][]*raft.InmemSnapshotStore // survive restarts, as a disk would
 }
 
 func serverAddr(node int, groupID uint64) raft.ServerAddress {

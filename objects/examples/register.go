@@ -35,7 +35,7 @@ func (*Register) Get(ctx *objects.Context, _ struct{}) (RegisterValue, error) {
 
 // Put sets the value and returns it.
 func (*Register) Put(ctx *objects.Context, in PutArgs) (RegisterValue, error) {
-	return RegisterValue{in.Value}, ctx.Storage().Put("value", in.Value)
+	return RegisterValue(in), ctx.Storage().Put("value", in.Value)
 }
 
 // CompareAndSet sets the value to in.Value if it is in.Expect.

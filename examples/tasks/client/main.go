@@ -150,7 +150,7 @@ func demo(ctx context.Context, endpoints []string, out io.Writer) error {
 
 	list, err := client.Call[listResult](ctx, q, "List", struct{}{})
 	if err != nil {
-		return fmt.Errorf("List: %w", err)
+		return fmt.Errorf("list: %w", err)
 	}
 	fmt.Fprintln(out, "tasks:")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -161,7 +161,7 @@ func demo(ctx context.Context, endpoints []string, out io.Writer) error {
 	}
 	tw.Flush()
 	if got, want := strings.Join(states, ", "), "done alice, claimed bob, claimed dave"; got != want {
-		return fmt.Errorf("List: want %q, got %q", want, got)
+		return fmt.Errorf("list: want %q, got %q", want, got)
 	}
 	fmt.Fprintln(out, "ok")
 	return nil
