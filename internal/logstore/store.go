@@ -62,6 +62,9 @@ type Options struct {
 	// FS is the file system the store writes through; nil means vfs.Default. Tests
 	// simulate power cuts with one.
 	FS vfs.FS
+	// SegmentSize is the size of a WAL segment (wal.go); 0 means 64 MiB. Tests make it
+	// small to exercise rotation, spares and copying forward.
+	SegmentSize int64
 	// BeforeCommit, if set, runs in the writer goroutine before each commit.
 	// Tests of other packages use it to hold a node's log writes back (to show
 	// what must not happen before a write is durable). Nil in production.
@@ -195,7 +198,11 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("logstore: open %s: %w", path, err)
 	}
-	w, indexes, err := openWAL(fsys, walDir, opts.NoSync, segmentSize, logger)
+	segSize := opts.SegmentSize
+	if segSize <= 0 {
+		segSize = segmentSize
+	}
+	w, indexes, err := openWAL(fsys, walDir, opts.NoSync, segSize, logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("logstore: open %s: %w", walDir, err)
