@@ -12,7 +12,8 @@
 //
 // Cut (or CutAtOp, which cuts during the n-th mutating operation) writes the image a
 // restarted machine would find into another directory, and from then on every operation
-// fails with ErrPowerCut. In the image:
+// fails with ErrPowerCut. The real files are never synced: what is durable is what the FS
+// keeps, and tests run at the speed of the page cache. In the image:
 //   - every pending write of a file lands or not sector by sector (512 bytes), each
 //     sector chosen apart, so a write may land torn, in any order with the others, and a
 //     sector written twice may hold either version or its durable one; a pending size
