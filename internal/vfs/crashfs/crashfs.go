@@ -1,6 +1,7 @@
 package crashfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,7 +54,7 @@ type namespace struct {
 
 // inode is one file's content, durable and pending.
 type inode struct {
-	durable []byte
+	durable content
 	pending []dataOp
 	// external files are written behind the FS's back; selfSynced ones by a writer
 	// that fsyncs each commit itself.
@@ -117,7 +118,7 @@ func New(root string, rng *rand.Rand) (*FS, error) {
 		if err != nil {
 			return err
 		}
-		c.files[p] = &inode{durable: b, name: p}
+		c.files[p] = &inode{durable: newContent(b), name: p}
 		return nil
 	})
 	if err != nil {
@@ -282,7 +283,7 @@ func (c *FS) adopt(name string) *inode {
 	if err != nil {
 		return nil
 	}
-	ino := &inode{durable: b, name: name}
+	ino := &inode{durable: newContent(b), name: name}
 	c.files[name], c.durable.files[name] = ino, ino
 	return ino
 }
@@ -556,9 +557,9 @@ func (f *file) WriteAt(b []byte, off int64) (int, error) {
 		f.ino.pending = append(f.ino.pending, dataOp{off: off, data: w.data[:n]})
 	}
 	if f.direct && err == nil {
-		// O_DSYNC: durable as it returns.
-		f.ino.durable = f.ino.image(func() bool { return true })
-		f.ino.pending = nil
+		// O_DSYNC: durable as it returns (and the writes before it with it: no
+		// file is written both ways at once).
+		f.ino.settle()
 	}
 	return n, err
 }
@@ -583,11 +584,10 @@ func (f *file) sync() error {
 		if err != nil {
 			return err
 		}
-		f.ino.durable = b
+		f.ino.durable = newContent(b)
 		return nil
 	}
-	f.ino.durable = f.ino.image(func() bool { return true })
-	f.ino.pending = nil
+	f.ino.settle()
 	return nil
 }
 
@@ -633,14 +633,32 @@ func allocate(f *os.File, size int64) error {
 	}
 }
 
-// image returns the inode's content with each pending change applied where keep says
-// so: writes sector by sector, size changes whole.
-func (ino *inode) image(keep func() bool) []byte {
-	b := slices.Clone(ino.durable)
+// settle makes every pending change durable, in place: a WAL segment is settled at every
+// commit, and must not be copied each time.
+func (ino *inode) settle() {
 	for _, op := range ino.pending {
 		if op.data == nil {
+			ino.durable.resize(op.off)
+		} else {
+			ino.durable.write(op.off, op.data)
+		}
+	}
+	ino.pending = nil
+}
+
+// image returns the inode's content with each pending change applied where keep says
+// so: writes sector by sector, size changes whole.
+func (ino *inode) image(keep func() bool) content {
+	c := ino.durable.clone()
+	applyPending(&c, ino.pending, keep)
+	return c
+}
+
+func applyPending(c *content, pending []dataOp, keep func() bool) {
+	for _, op := range pending {
+		if op.data == nil {
 			if keep() {
-				b = resize(b, op.off)
+				c.resize(op.off)
 			}
 			continue
 		}
@@ -648,44 +666,35 @@ func (ino *inode) image(keep func() bool) []byte {
 		for s := op.off; s < end; {
 			next := min((s/sector+1)*sector, end)
 			if keep() {
-				if int64(len(b)) < next {
-					b = resize(b, next)
-				}
-				copy(b[s:next], op.data[s-op.off:next-op.off])
+				c.write(s, op.data[s-op.off:next-op.off])
 			}
 			s = next
 		}
 	}
-	return b
-}
-
-func resize(b []byte, n int64) []byte {
-	if int64(len(b)) >= n {
-		return b[:n]
-	}
-	return append(b, make([]byte, n-int64(len(b)))...)
 }
 
 // externalImage returns an external file's content at the cut.
-func (ino *inode) externalImage(keep func() bool) ([]byte, error) {
-	now, err := os.ReadFile(ino.name)
+func (ino *inode) externalImage(keep func() bool) (content, error) {
+	b, err := os.ReadFile(ino.name)
 	if err != nil {
-		return nil, err
+		return content{}, err
 	}
+	now := newContent(b)
 	if ino.selfSynced {
 		return now, nil
 	}
-	b := slices.Clone(ino.durable)
-	if len(now) != len(b) && keep() {
-		b = resize(b, int64(len(now)))
+	c := ino.durable.clone()
+	size := c.size
+	if now.size != size && keep() {
+		size = now.size
 	}
-	for s := 0; s < len(b) && s < len(now); s += sector {
-		e := min(s+sector, len(b), len(now))
-		if string(b[s:e]) != string(now[s:e]) && keep() {
-			copy(b[s:e], now[s:e])
+	for s := int64(0); s < max(c.size, now.size); s += sector {
+		if !bytes.Equal(c.read(s, sector), now.read(s, sector)) && keep() {
+			c.write(s, now.read(s, sector))
 		}
 	}
-	return b, nil
+	c.resize(size)
+	return c, nil
 }
 
 // writeImage writes what a machine restarted after the cut would find into dst.
@@ -777,16 +786,16 @@ func (c *FS) writeImage(dst string) error {
 			continue
 		}
 		ino := ns.files[p]
-		var b []byte
+		var img content
 		if ino.external {
-			b, err = ino.externalImage(c.keep)
+			img, err = ino.externalImage(c.keep)
 		} else {
-			b = ino.image(c.keep)
+			img = ino.image(c.keep)
 		}
 		if err != nil {
 			return fmt.Errorf("crashfs: image of %s: %w", p, err)
 		}
-		if err := os.WriteFile(filepath.Join(dst, c.rel(p)), b, 0o600); err != nil {
+		if err := img.writeFile(filepath.Join(dst, c.rel(p))); err != nil {
 			return err
 		}
 	}
