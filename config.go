@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/internal/metrics"
+	"github.com/duro-db/duro/internal/vfs"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/raftgroup"
 	"github.com/duro-db/duro/transport"
@@ -45,6 +46,10 @@ type Config struct {
 	DialAddrs map[string]string
 	// NoSync turns fsync off for the Raft log and the state. Tests only: unsafe.
 	NoSync bool
+	// FS and BootID run the node on a simulated disk that can lose power (see
+	// raftgroup.Config): for the power-cut tests. Nil and empty in a deployment.
+	FS     vfs.FS
+	BootID string
 	Logger *slog.Logger // nil discards
 	// RaftLogLevel is the lowest level of hashicorp/raft's own records that reach Logger
 	// (default Warn).
@@ -131,6 +136,8 @@ func (c Config) raftConfig() raftgroup.Config {
 		Slots:        c.Slots,
 		Timing:       c.Timing,
 		NoSync:       c.NoSync,
+		FS:           c.FS,
+		BootID:       c.BootID,
 		Logger:       c.Logger,
 		RaftLogLevel: c.RaftLogLevel,
 		Metrics:      c.metrics,

@@ -113,6 +113,9 @@ func runServer(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err) // every field of cfg comes from the command line
 	}
+	if err := simulatePowerCut(&cfg, log); err != nil {
+		return err
+	}
 	srv, err := duro.Start(c.Context, cfg)
 	if err != nil {
 		return err
