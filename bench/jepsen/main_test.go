@@ -25,7 +25,9 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	duroBinary = filepath.Join(dir, "duro")
-	build := exec.Command("go", "build", "-o", duroBinary, "github.com/duro-db/duro/cmd/duro")
+	// With the failpoints compiled in, for the powercut nemesis; they do nothing unless
+	// a test asks for them.
+	build := exec.Command("go", "build", "-tags", "failpoints", "-o", duroBinary, "github.com/duro-db/duro/cmd/duro")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building duro:", err)

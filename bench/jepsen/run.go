@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	started := time.Now()
 	c, err := StartCluster(ctx, ClusterConfig{Binary: o.Binary, Dir: filepath.Join(o.Out, "nodes"),
-		Nodes: o.Nodes, Groups: o.Groups, Env: o.Env, Seed: o.Seed})
+		Nodes: o.Nodes, Groups: o.Groups, Env: o.Env, Seed: o.Seed, PowerCut: slices.Contains(o.Nemeses, "powercut")})
 	if err != nil {
 		return nil, err
 	}

@@ -23,14 +23,18 @@ func jepsenCommand() *cli.Command {
 			"history: linearizability per object (porcupine) and each workload's invariants.\n" +
 			"Prints VALID or INVALID (exit code 1) and leaves a report in --out: history.jsonl,\n" +
 			"summary.json, linear-*.html, latency.svg and every node's log.\n\n" +
-			"Example:  duro jepsen --time 5m --nemesis all --workload register,counter,set,bank,alarms",
+			"Example:  duro jepsen --time 5m --nemesis all --workload register,counter,set,bank,alarms\n\n" +
+			"--nemesis powercut cuts the power of nodes' machines, simulated: each node keeps its\n" +
+			"data dir on a disk that loses or tears every write it was not told to sync, and\n" +
+			"reboots from what that disk kept. It needs a duro built with -tags failpoints:\n" +
+			"  go build -tags failpoints -o duro ./cmd/duro && ./duro jepsen --nemesis powercut,kill",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Usage: "cluster size: 3 or 5", Value: 3},
 			&cli.DurationFlag{Name: "time", Usage: "how long to run the workload and the faults", Value: 60 * time.Second},
 			&cli.Float64Flag{Name: "rate", Usage: "operations per second across all workers (0: as fast as they go)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "workers, each with its own SDK client", Value: 8},
 			&cli.StringFlag{Name: "workload", Usage: "comma-separated: " + strings.Join(jepsen.Workloads, ", "), Value: "register,counter"},
-			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated: " + strings.Join(jepsen.Nemeses, ", ") + ", all or none", Value: "kill,partition,pause"},
+			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated: " + strings.Join(jepsen.Nemeses, ", ") + ", all (but powercut) or none", Value: "kill,partition,pause"},
 			&cli.Uint64Flag{Name: "seed", Usage: "makes the schedule and every random choice reproducible (0: pick one)"},
 			&cli.StringFlag{Name: "out", Usage: "report directory (default: jepsen-runs/<time>)"},
 			&cli.IntFlag{Name: "keys", Usage: "objects per workload", Value: 8, Hidden: true},
@@ -66,6 +70,10 @@ func runJepsen(c *cli.Context) error {
 		return usageErr("--workload: name at least one of %s", strings.Join(jepsen.Workloads, ", "))
 	}
 	bin := c.String("binary")
+	if slices.Contains(nemeses, "powercut") && bin == "" && !powerCutBuilt {
+		return usageErr("--nemesis powercut: the nodes' disks are simulated, which takes a duro built with -tags failpoints:\n" +
+			"  go build -tags failpoints -o duro ./cmd/duro && ./duro jepsen --nemesis powercut")
+	}
 	if bin == "" {
 		if bin, err = os.Executable(); err != nil {
 			return fmt.Errorf("finding the duro binary for the nodes: %w (use --binary)", err)
