@@ -47,7 +47,8 @@
 // state machine gets: raft's apply batches alone hold a few entries. View reads the open
 // transaction, so no reader needs a commit (DESIGN.md has the measurements).
 // fsync stays on unless Options.NoSync, because raft truncates its log after a snapshot
-// and the state machine is then the only copy. The freelist is not written on commit
+// and the state machine is then the only copy; with NoSync, Close still syncs the file and
+// its directory, so that a file closed cleanly is whole on disk. The freelist is not written on commit
 // (NoFreelistSync), which saves a page write per commit on a write-heavy file; the price
 // is a scan of the file at open to rebuild it. The freelist is the hashmap kind, whose
 // cost does not grow with fragmentation as the array kind's does. The memory map starts
