@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,11 +80,11 @@ const (
 	// copyBudget bounds the bytes of the oldest segment scanned per commit
 	// when copying forward, and so the latency a commit can gain from it.
 	copyBudget = 256 << 10
-	// maxTornExtent bounds how far a torn frame whose header is garbage
-	// could reach: a frame is at most a batch (maxBatchBytes) and a copy
-	// budget, unless a single request is larger, in which case its length
-	// is in the header, and a torn header is unlikely to survive as a
-	// plausible one.
+	// maxTornExtent bounds how far a torn frame could reach when its header
+	// cannot be trusted: a frame is at most a batch (maxBatchBytes) and a
+	// copy budget, unless a single request is larger. A header can be torn
+	// and still look plausible: one that straddles a sector boundary may
+	// land half old (zeros), half new, with a wrong length.
 	maxTornExtent = 2*maxBatchBytes + copyBudget + 1<<20
 )
 
@@ -273,7 +274,7 @@ func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*s
 			// with its header, did not reach the disk before a power
 			// cut. Such a frame was never acknowledged, so it is cut
 			// like any torn frame, if the data could be one frame's.
-			if last && allZero(f, off+maxTornExtent, fileSize) {
+			if last && w.tornTail(f, off, fileSize) {
 				w.log.Warn("logstore: cutting off a torn WAL frame whose header was lost, never acknowledged",
 					"path", path, "offset", off)
 				if err := w.cutTail(f, off); err != nil {
@@ -287,7 +288,9 @@ func (w *wal) replaySegment(seq uint64, last bool, idx map[uint64]*logIndex) (*s
 			bad = fmt.Sprintf("batch %d after batch %d", binary.LittleEndian.Uint64(body), w.batch)
 		}
 		if bad != "" {
-			if last && allZero(f, off+size, fileSize) {
+			// The length may be torn with the rest (see maxTornExtent): what
+			// counts is what follows, not the extent the header claims.
+			if last && w.tornTail(f, off, fileSize) {
 				w.log.Warn("logstore: cutting off a torn WAL frame, never acknowledged",
 					"path", path, "offset", off, "reason", bad)
 				if err := w.cutTail(f, off); err != nil {
@@ -334,6 +337,45 @@ func readFrame(f io.ReaderAt, off, end int64, buf []byte) (body []byte, size int
 		return body, size, "checksum mismatch", nil
 	}
 	return body, size, "", nil
+}
+
+// tornTail reports whether the bad frame at off, in the last segment, can be the torn
+// last write of the WAL, never acknowledged: nothing but zeros lies beyond the farthest a
+// frame could reach (maxTornExtent), and no whole frame with the next batch number starts
+// within that reach. Such a frame would mean the bad one was followed by a later commit,
+// so it was acknowledged and is corrupt, not torn. (When no frame was replayed before it,
+// its successor's number is unknown and only the zeros count.)
+func (w *wal) tornTail(f io.ReaderAt, off, fileSize int64) bool {
+	end := min(off+maxTornExtent, fileSize)
+	if !allZero(f, end, fileSize) {
+		return false
+	}
+	if w.batch == 0 || end <= off+1 {
+		return true
+	}
+	region := make([]byte, end-off)
+	if n, err := f.ReadAt(region, off); err != nil && !(err == io.EOF && int64(n) == end-off) {
+		return false // unreadable: not to be cut on a guess
+	}
+	var next [batchSeqSize]byte
+	binary.LittleEndian.PutUint64(next[:], w.batch+2)
+	for i := 1; ; {
+		j := bytes.Index(region[i:], next[:])
+		if j < 0 {
+			return true
+		}
+		i += j
+		// region[i:] would be a body starting with its batch number; its header
+		// is the 8 bytes before.
+		if h := i - frameHeaderSize; h > 0 {
+			n := int(binary.LittleEndian.Uint32(region[h:]))
+			sum := binary.LittleEndian.Uint32(region[h+4:])
+			if n >= batchSeqSize && i+n <= len(region) && crc32.Checksum(region[i:i+n], castagnoliTable) == sum {
+				return false
+			}
+		}
+		i++
+	}
 }
 
 // allZero reports whether f holds only zeros in [from, to).

@@ -444,6 +444,57 @@ func TestWALCorruption(t *testing.T) {
 		assertLog(t, g, 2, 1)
 		assertLog(t, g, 4, 2)
 	})
+	t.Run("torn last frame whose length is torn too is cut off", func(t *testing.T) {
+		// The header straddles a sector boundary and its first byte, in the
+		// sector before, did not land: the length reads shorter than the
+		// frame, and the frame's own bytes follow the extent it claims.
+		path := filepath.Join(t.TempDir(), "logs.db")
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		storeLogs(t, g, entries(1, 1, 2, 1))
+		frame := s.wal.active().size
+		big := entry(1, 3, 1)
+		big.Data = bytes.Repeat([]byte{0x5a}, 1000)
+		storeLogs(t, g, []*raft.Log{big})
+		l, _ := g.idx.get(3)
+		seg := l.seg.path
+		closeStore(t, s)
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		mustOK(t, err)
+		_, err = f.WriteAt([]byte{0}, frame) // the length's low byte
+		mustOK(t, err)
+		mustOK(t, f.Close())
+
+		g = group(t, openStore(t, path, Options{NoSync: true}), 1)
+		assertBounds(t, g, 1, 2)
+		assertLog(t, g, 2, 1)
+	})
+	t.Run("lost header before a whole later frame fails Open", func(t *testing.T) {
+		// A zero header followed, within a torn frame's reach, by a whole
+		// frame of the next batch: the commit after it was acknowledged, so
+		// the zeros are damage, not a torn write, and nothing is cut.
+		path := filepath.Join(t.TempDir(), "logs.db")
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
+		storeLogs(t, g, entries(1, 1, 1, 1))
+		frame := s.wal.active().size
+		storeLogs(t, g, entries(1, 2, 2, 1))
+		storeLogs(t, g, entries(1, 3, 3, 1))
+		l, _ := g.idx.get(3)
+		seg := l.seg.path
+		closeStore(t, s)
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		mustOK(t, err)
+		_, err = f.WriteAt(make([]byte, frameHeaderSize), frame)
+		mustOK(t, err)
+		mustOK(t, f.Close())
+		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
 	t.Run("data far beyond an empty frame header fails Open", func(t *testing.T) {
 		path, seg, offs := threeFrames(t)
 		f, err := os.OpenFile(seg, os.O_RDWR, 0)
