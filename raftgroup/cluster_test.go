@@ -205,3 +205,13 @@ func get(t testing.TB, g *Group, obj []byte, key string) (string, bool) {
 	}
 	return v, ok
 }
+
+// isDone reports whether c is closed.
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -20,13 +20,14 @@
 //     ErrUnknownOutcome (maybe; retry with the same request ID).
 //   - Leadership is spread by handing each group to its preferred replica (Plan) once that
 //     replica answers heartbeats; never to a node whose heartbeats are failing.
-//   - Heartbeats travel as one round per pair of nodes for all groups (beat.go). Raft's own
+//   - Heartbeats travel as one round per pair of nodes for all groups, and appends of all
+//     groups on one connection per pair (the node's link, internal/link). Raft's own
 //     heartbeat calls may be answered from a round at most half a heartbeat timeout old;
 //     a read's leadership check never is: it waits for rounds that start after it.
 //   - A leader's log appends return before their fsync (logstore.SetAsyncAppends). Nothing
 //     depends on an entry before it is durable locally: the state machine applies it only
 //     then (groupFSM), and the commit index sent to followers never passes the durable
-//     index (beatTransport), so whatever anyone observes is durable on a majority.
+//     index (durableCommitTransport), so whatever anyone observes is durable on a majority.
 //   - Submit's commands enter the log in submission order, several to an entry when they
 //     queue behind the group's one entry in flight (propose.go); each is applied, refused
 //     and answered on its own, as if it had an entry of its own.

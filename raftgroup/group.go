@@ -260,7 +260,7 @@ func (g *Group) readRound() error {
 // the reads of every group this node leads share them).
 func (g *Group) confirmLeader(term uint64) bool {
 	need := (len(g.peers) + 1) / 2 // a majority of the replicas, minus this one
-	return g.node.beats.confirm(g.id, term, g.peers, need, g.stop) >= need
+	return g.node.link.Confirm(g.id, term, g.peers, need, g.stop) >= need
 }
 
 // waitApplied returns once the state machine reflects every entry up to index.
@@ -356,14 +356,14 @@ func (g *Group) leaderTiming(leader bool) {
 		g.log.Warn("cannot set raft's heartbeat timeout", "leader", leader, "err", err)
 	}
 	if leader {
-		g.node.beats.setPump(g.id, g.pump)
+		g.node.link.SetPump(g.id, g.pump)
 	} else {
-		g.node.beats.setPump(g.id, nil)
+		g.node.link.SetPump(g.id, nil)
 	}
 }
 
 // pumpHeartbeats asks raft for heartbeats each time the node's round ticker says so,
-// while this group leads (beat.go says why). VerifyLeader is used only for that side
+// while this group leads (internal/link/beats.go says why). VerifyLeader is used only for that side
 // effect: its answer, which the node's cached round acks may give, is not a read
 // guarantee (ReadIndex confirms leadership itself), so nobody waits for it. It blocks only
 // if raft's main loop stops taking requests, and returns once raft shuts down.

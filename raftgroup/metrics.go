@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/link"
 	"github.com/duro-db/duro/internal/logstore"
 	"github.com/duro-db/duro/internal/metrics"
 )
@@ -22,7 +23,7 @@ import (
 // raft then counts the leader's own copy toward a commit before it is on disk. Holding
 // back the apply (and so every reply and every read, which come from applied state) until
 // the local copy is durable, and never advertising a commit index beyond it to followers
-// (beatTransport), makes every entry anyone can observe durable on a majority, as if the
+// (durableCommitTransport), makes every entry anyone can observe durable on a majority, as if the
 // leader had fsynced first. On followers appends are synchronous and the wait is free.
 //
 // And it measures each batch for the node's metrics.
@@ -45,6 +46,26 @@ func (f groupFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := f.Store.ApplyBatch(logs)
 	f.m.Applied(len(logs), time.Since(start))
 	return out
+}
+
+// durableCommitTransport is a group's transport (internal/link) with the commit index it
+// tells followers clamped to what is durable in this node's log: a leader acknowledges its
+// own appends before their fsync (see groupFSM), and a follower must not apply an entry
+// that a crash of the leader could still take back. Heartbeats carry no commit index.
+type durableCommitTransport struct {
+	*link.Transport
+	logs *logstore.GroupStore
+}
+
+func (t durableCommitTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if !link.IsHeartbeat(args) {
+		if d := t.logs.DurableIndex(); args.LeaderCommitIndex > d {
+			clamped := *args
+			clamped.LeaderCommitIndex = d
+			args = &clamped
+		}
+	}
+	return t.Transport.AppendEntries(id, target, args, resp)
 }
 
 // stateCollector reads every group's raft state when Prometheus scrapes, instead of

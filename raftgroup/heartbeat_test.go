@@ -1,11 +1,11 @@
 package raftgroup
 
 import (
-	"github.com/hashicorp/raft"
-
 	"context"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // Followers hear from their leaders only through the node-to-node rounds: if those did not
@@ -43,7 +43,7 @@ func TestCoalescedHeartbeatsHoldLeadership(t *testing.T) {
 	})
 	var rounds uint64
 	for _, n := range c.nodes {
-		rounds += n.beats.rounds.Load()
+		rounds += n.link.Stats().Rounds
 	}
 	if rounds == 0 {
 		t.Fatal("no heartbeat rounds were exchanged")
@@ -150,19 +150,6 @@ func TestLeadersHeartbeatOnTheTicks(t *testing.T) {
 			if g.Raft().State() != raft.Leader || g.Raft().CurrentTerm() != l.term {
 				t.Errorf("group %d: %s no longer leads term %d (%v, term %d)", g.ID(), n.cfg.ID, l.term, g.Raft().State(), g.Raft().CurrentTerm())
 			}
-		}
-	}
-}
-
-func TestUntilTick(t *testing.T) {
-	iv := 300 * time.Millisecond
-	for _, tc := range []struct {
-		at   time.Duration // after a multiple of iv
-		want time.Duration
-	}{{0, iv}, {1, iv - 1}, {100 * time.Millisecond, 200 * time.Millisecond}, {iv - 1, 1}} {
-		now := time.Unix(1800000000, 0).Add(tc.at) // a multiple of 300 ms
-		if got := untilTick(now, iv); got != tc.want {
-			t.Errorf("untilTick(+%v) = %v, want %v", tc.at, got, tc.want)
 		}
 	}
 }
