@@ -114,7 +114,7 @@ func (r *Reader) Take(n int, what string) []byte {
 // Bytes reads a byte string of at most max bytes, prefixed by its length as a uvarint. It
 // aliases the input.
 func (r *Reader) Bytes(what string, max int) []byte {
-	n := r.Uvarint(what + " length")
+	n := r.Uvarint(what)
 	if r.err != nil {
 		return nil
 	}

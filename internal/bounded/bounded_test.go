@@ -46,6 +46,25 @@ func TestReaderReadsWhatWasWritten(t *testing.T) {
 	}
 }
 
+// Reading a well-formed message allocates nothing: the decoders on the apply path count on
+// it.
+func TestReaderDoesNotAllocate(t *testing.T) {
+	b := binary.AppendUvarint([]byte{7}, 300)
+	b = append(binary.AppendUvarint(b, 3), "abc"...)
+	allocs := testing.AllocsPerRun(100, func() {
+		r := NewReader(b, errKind)
+		r.Byte("byte")
+		r.Uvarint("uvarint")
+		r.Bytes("string", 3)
+		if r.End() != nil {
+			t.Fatal(r.Err())
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per message", allocs)
+	}
+}
+
 func TestReaderRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name string
