@@ -26,8 +26,8 @@
 //     a read's leadership check never is: it waits for rounds that start after it.
 //   - A leader's log appends return before their fsync (logstore.SetAsyncAppends). Nothing
 //     depends on an entry before it is durable locally: the state machine applies it only
-//     then (groupFSM), and the commit index sent to followers never passes the durable
-//     index (durableCommitTransport), so whatever anyone observes is durable on a majority.
+//     then, and the commit index sent to followers never passes the durable index, so
+//     whatever anyone observes is durable on a majority (durable_commit.go).
 //   - Submit's commands enter the log in submission order, several to an entry when they
 //     queue behind the group's one entry in flight (propose.go); each is applied, refused
 //     and answered on its own, as if it had an entry of its own.

@@ -188,6 +188,8 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	}
 
 	stop := make(chan struct{})
+	// The link carries the group's heartbeats and appends; the commit index it sends
+	// stops at this node's durable log (durable_commit.go).
 	trans := durableCommitTransport{
 		Transport: n.link.Transport(transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n}), gid, stop),
 		logs:      logs,
@@ -211,8 +213,8 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		abandon()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	// A leader's appends return before their fsync; see groupFSM for why that is safe.
-	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
+	// A leader's appends return before their fsync; durable_commit.go says why that is safe.
+	appendBeforeFsyncWhileLeading(logs, r)
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, pump: make(chan struct{}, 1), stop: stop}
 	for _, id := range n.placement.Replicas[gid] {

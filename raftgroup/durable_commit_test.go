@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // logHold holds back the raft log writes of chosen nodes.
@@ -110,4 +112,35 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Rule 2 on its own: a commit index above the durable index is clamped on a copy, and
+// heartbeats, which carry none, pass untouched.
+func TestClampCommit(t *testing.T) {
+	leader := raft.RPCHeader{Addr: []byte("127.0.0.1:1")}
+	for _, tc := range []struct {
+		name         string
+		args         raft.AppendEntriesRequest
+		durable      uint64
+		want         uint64
+		sameInstance bool
+	}{
+		{"above durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 10}, 7, 7, false},
+		{"at durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 7}, 7, 7, true},
+		{"below durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 5}, 7, 5, true},
+		{"nothing durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 1, LeaderCommitIndex: 1}, 0, 0, false},
+		{"heartbeat", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2}, 0, 0, true},
+	} {
+		args := tc.args
+		got := clampCommit(&args, tc.durable)
+		if got.LeaderCommitIndex != tc.want {
+			t.Errorf("%s: commit index %d, want %d", tc.name, got.LeaderCommitIndex, tc.want)
+		}
+		if (got == &args) != tc.sameInstance {
+			t.Errorf("%s: returned the request itself: %v, want %v", tc.name, got == &args, tc.sameInstance)
+		}
+		if args.LeaderCommitIndex != tc.args.LeaderCommitIndex {
+			t.Errorf("%s: the caller's request was changed", tc.name)
+		}
+	}
 }
