@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // listFSM records every applied command, in order.
@@ -259,7 +261,7 @@ func TestRaftGroupsEndToEnd(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial: %v", err)
 				}
-				hdr, _ := AppendHeader(nil, ProtoRaft, g)
+				hdr, _ := framing.AppendHeader(nil, framing.ProtoRaft, g)
 				if _, err := conn.Write(append(hdr, p.data...)); err != nil {
 					t.Fatalf("write %s: %v", p.name, err)
 				}

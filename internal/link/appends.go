@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Replication on one connection per peer node.
@@ -143,7 +143,7 @@ func (ac *appendConn) writeLoop(timeout time.Duration) {
 			return
 		}
 		for frame != nil {
-			if err := transport.WriteFrame(bw, frame); err != nil {
+			if err := framing.WriteFrame(bw, frame); err != nil {
 				ac.fail(fmt.Errorf("link: append connection: write: %w", err))
 				return
 			}
@@ -266,7 +266,7 @@ func (ac *appendConn) unregister(id uint64) {
 // dial opens a connection to the peer, with its writer and its response reader.
 func (p *appendPeer) dial() (*appendConn, error) {
 	m := &p.a.l.conns
-	c, err := m.dial(p.id, transport.ProtoAppend, p.a.timeout)
+	c, err := m.dial(p.id, framing.ProtoAppend, p.a.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (ac *appendConn) readResponses() {
 	br := bufio.NewReaderSize(ac.c, 64<<10)
 	var buf []byte
 	for {
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
 			ac.fail(fmt.Errorf("link: append connection: read: %w", err))
 			return
@@ -321,7 +321,7 @@ func (a *appender) serve(c net.Conn) {
 			ac.fail(err)
 			return
 		}
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
 			ac.fail(err)
 			return

@@ -11,7 +11,7 @@ import (
 	"github.com/duro-db/duro/internal/bounded"
 )
 
-// The append protocol (transport.ProtoAppend): the dialing node sends request frames, the
+// The append protocol (framing.ProtoAppend): the dialing node sends request frames, the
 // other answers each with a response frame carrying the same ID, in any order.
 //
 //	request:  version (1 byte) | kindRequest | ID (uvarint) | group (uvarint)
@@ -26,7 +26,7 @@ import (
 //	          status 1: error message (bytes)
 //
 // Integers are uvarints; bytes are a uvarint length and the bytes. A request that would
-// not fit in one frame (transport.MaxFrameSize) goes by raft's own transport instead.
+// not fit in one frame (framing.MaxFrameSize) goes by raft's own transport instead.
 //
 // The leader field is where raft's deprecated AppendEntriesRequest.Leader travelled. Raft
 // (v1.7) fills it and RPCHeader.Addr with the same bytes, and reads Addr, falling back to

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Coalesced heartbeats.
@@ -378,7 +378,7 @@ func (p *beatPeer) exchange(list []beat) ([]beatAck, error) {
 
 func (p *beatPeer) tryExchange(list []beat) ([]beatAck, error) {
 	if p.conn == nil {
-		c, err := p.b.l.conns.dial(p.id, transport.ProtoBeat, p.b.timeout)
+		c, err := p.b.l.conns.dial(p.id, framing.ProtoBeat, p.b.timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -389,13 +389,13 @@ func (p *beatPeer) tryExchange(list []beat) ([]beatAck, error) {
 	if err := p.conn.SetDeadline(time.Now().Add(p.b.timeout)); err != nil {
 		return nil, err
 	}
-	if err := transport.WriteFrame(p.bw, p.out); err != nil {
+	if err := framing.WriteFrame(p.bw, p.out); err != nil {
 		return nil, err
 	}
 	if err := p.bw.Flush(); err != nil {
 		return nil, err
 	}
-	frame, err := transport.ReadFrame(p.br, p.in)
+	frame, err := framing.ReadFrame(p.br, p.in)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (b *beats) serve(c net.Conn) {
 		if err := c.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
 			return
 		}
-		frame, err := transport.ReadFrame(br, in)
+		frame, err := framing.ReadFrame(br, in)
 		if err != nil {
 			return
 		}
@@ -445,7 +445,7 @@ func (b *beats) serve(c net.Conn) {
 		if err := c.SetWriteDeadline(time.Now().Add(b.timeout)); err != nil {
 			return
 		}
-		if err := transport.WriteFrame(bw, out); err != nil {
+		if err := framing.WriteFrame(bw, out); err != nil {
 			return
 		}
 		if err := bw.Flush(); err != nil {

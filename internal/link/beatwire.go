@@ -7,7 +7,7 @@ import (
 	"github.com/duro-db/duro/internal/bounded"
 )
 
-// The heartbeat protocol (transport.ProtoBeat): the dialing node sends frames holding one
+// The heartbeat protocol (framing.ProtoBeat): the dialing node sends frames holding one
 // round each, the other node answers every round with one frame, in order.
 //
 //	round: version (1 byte) | round ID (uvarint) | leader ID (uvarint length, bytes)

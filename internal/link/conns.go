@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // conns is the link's connection manager: it dials peers, accepts their connections, and
@@ -95,7 +95,7 @@ func (m *conns) dial(id string, proto byte, timeout time.Duration) (net.Conn, er
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := transport.Dial(ctx, addr, proto, 0)
+	c, err := framing.Dial(ctx, addr, proto, 0)
 	if err != nil {
 		return nil, err
 	}

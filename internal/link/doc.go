@@ -2,7 +2,7 @@
 // group's heartbeats and log replication between two nodes, whatever the number of groups
 // they share. raftgroup runs each group's hashicorp/raft on a Transport of this package.
 //
-// Two protocols, each on connections of its own (transport.ProtoBeat, ProtoAppend):
+// Two protocols, each on connections of its own (framing.ProtoBeat, ProtoAppend):
 //   - Heartbeats (beats.go, beatwire.go): a node sends each peer node one round per tick
 //     listing every group it leads there; the peer hands each to the group's raft heartbeat
 //     handler and answers with one frame of acks.

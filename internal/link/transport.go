@@ -5,7 +5,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Transport is one group's raft.Transport: raft's NetworkTransport, except that its
@@ -70,7 +70,7 @@ func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 	return nil
 }
 
-// fitsOneFrame reports whether args surely encodes within transport.MaxFrameSize.
+// fitsOneFrame reports whether args surely encodes within framing.MaxFrameSize.
 func fitsOneFrame(args *raft.AppendEntriesRequest) bool {
 	const perEntry = 4*binary.MaxVarintLen64 + 2 // index, term, lengths, type, flag, time
 	// The address goes twice: in the header and in the leader field.
@@ -78,7 +78,7 @@ func fitsOneFrame(args *raft.AppendEntriesRequest) bool {
 	for _, e := range args.Entries {
 		size += perEntry + len(e.Data) + len(e.Extensions)
 	}
-	return size <= transport.MaxFrameSize
+	return size <= framing.MaxFrameSize
 }
 
 // SetHeartbeatHandler registers raft's heartbeat handler with the node's rounds as well as

@@ -5,7 +5,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 func TestFitsOneFrame(t *testing.T) {
@@ -14,12 +14,12 @@ func TestFitsOneFrame(t *testing.T) {
 		t.Fatal("a small request does not fit one frame")
 	}
 	big := sampleAppend()
-	big.Entries = append(big.Entries, &raft.Log{Index: 45, Data: make([]byte, transport.MaxFrameSize)})
+	big.Entries = append(big.Entries, &raft.Log{Index: 45, Data: make([]byte, framing.MaxFrameSize)})
 	if fitsOneFrame(big) {
 		t.Fatal("a request larger than a frame fits one")
 	}
 	// And the estimate is never below the real size.
-	if n := len(appendRequestFrame(nil, 1<<60, 1<<40, small)); n > transport.MaxFrameSize {
+	if n := len(appendRequestFrame(nil, 1<<60, 1<<40, small)); n > framing.MaxFrameSize {
 		t.Fatalf("sample request encodes to %d bytes", n)
 	}
 }
