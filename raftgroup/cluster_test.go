@@ -169,9 +169,9 @@ func put(obj []byte, kv ...string) *fsm.Command {
 var testClient = func() []byte { b := make([]byte, 16); rand.Read(b); return b }()
 var testSeq atomic.Uint64
 
-// propose sends cmd to whichever node serves gid, retrying on NotLeader and on unknown
+// commit sends cmd to whichever node serves gid, retrying on NotLeader and on unknown
 // outcomes; the command carries a request ID, so a retry is applied at most once.
-func (c *testCluster) propose(gid uint64, cmd *fsm.Command) *fsm.Result {
+func (c *testCluster) commit(gid uint64, cmd *fsm.Command) *fsm.Result {
 	c.t.Helper()
 	if cmd.Client == nil {
 		cmd.Client, cmd.Seq = testClient, testSeq.Add(1)
@@ -180,14 +180,14 @@ func (c *testCluster) propose(gid uint64, cmd *fsm.Command) *fsm.Result {
 	for {
 		g := c.nodes[c.leader(gid)].Group(gid)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := g.Propose(ctx, cmd)
+		res, err := g.Commit(ctx, cmd)
 		cancel()
 		if err == nil {
 			return res
 		}
 		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome)
 		if !retry || time.Now().After(deadline) {
-			c.t.Fatalf("propose to group %d: %v", gid, err)
+			c.t.Fatalf("commit to group %d: %v", gid, err)
 		}
 	}
 }

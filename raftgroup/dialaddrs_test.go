@@ -143,7 +143,7 @@ func newProxiedCluster(t *testing.T, n, groups int, opts ...clusterOpt) (*testCl
 func TestDialAddrsRouteRaftTraffic(t *testing.T) {
 	c, proxies, peers := newProxiedCluster(t, 3, 3)
 	c.waitAllLeaders()
-	c.propose(1, put(randomID(), "k", "v"))
+	c.commit(1, put(randomID(), "k", "v"))
 	// Once leadership is balanced every node leads a group, so every directed link carries
 	// appends.
 	waitFor(t, 30*time.Second, "a connection on every link", func() bool {

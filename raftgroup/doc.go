@@ -7,7 +7,7 @@
 //     node bootstraps its own replicas with the same configurations without talking first,
 //     and a restart with existing raft state never bootstraps again. The data dir records
 //     its node and cluster (duro-node.json) and refuses to open for another.
-//   - A replica serves (Propose, Submit, ReadIndex) only as leader and only after a Barrier
+//   - A replica serves (Commit, Submit, ReadIndex) only as leader and only after a Barrier
 //     committed in its current term, so its state includes every entry acknowledged by an
 //     earlier leader. LeaderTerm reports that state; any loss of leadership ends it.
 //   - ReadIndex: commit index read after the call began, leadership confirmed by a quorum

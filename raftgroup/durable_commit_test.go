@@ -65,7 +65,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	leaderID := c.cfgs[l].ID
 	t.Cleanup(func() { h.release(leaderID) }) // before the cluster closes
 	obj := randomID()
-	first := c.propose(gid, put(obj, "k", "v0")).Index
+	first := c.commit(gid, put(obj, "k", "v0")).Index
 	waitFor(t, 10*time.Second, "every replica applies the first write", func() bool {
 		for _, n := range c.nodes {
 			if n.Group(gid).state.AppliedIndex() < first {
@@ -81,7 +81,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, err := g.Propose(ctx, put(obj, "k", "v1"))
+		_, err := g.Commit(ctx, put(obj, "k", "v1"))
 		done <- err
 	}()
 	waitFor(t, 10*time.Second, "raft commits the write on the followers' copies", func() bool {

@@ -72,7 +72,7 @@ func TestReplicatedAtomicWrites(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		kv = append(kv, fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i))
 	}
-	res := c.propose(gid, put(obj, kv...))
+	res := c.commit(gid, put(obj, kv...))
 	if res.Version != 1 {
 		t.Fatalf("version %d, want 1", res.Version)
 	}
@@ -91,7 +91,7 @@ func TestReplicatedAtomicWrites(t *testing.T) {
 	bad := put(obj2, kv...)
 	bad.Ops[99].Key = nil
 	g := c.nodes[c.leader(gid)].Group(gid)
-	if _, err := g.Propose(context.Background(), bad); !errors.Is(err, fsm.ErrBadCommand) {
+	if _, err := g.Commit(context.Background(), bad); !errors.Is(err, fsm.ErrBadCommand) {
 		t.Fatalf("invalid command: err %v, want ErrBadCommand", err)
 	}
 	for _, n := range c.nodes {
@@ -112,13 +112,13 @@ func TestNotLeaderError(t *testing.T) {
 		if i == li {
 			continue
 		}
-		_, err := n.Group(gid).Propose(context.Background(), put(randomID(), "k", "v"))
+		_, err := n.Group(gid).Commit(context.Background(), put(randomID(), "k", "v"))
 		var nle *NotLeaderError
 		if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("%s: err %v, want *NotLeaderError", n.ID(), err)
 		}
 		waitFor(t, 5*time.Second, "leader hint", func() bool {
-			_, err = n.Group(gid).Propose(context.Background(), put(randomID(), "k", "v"))
+			_, err = n.Group(gid).Commit(context.Background(), put(randomID(), "k", "v"))
 			return errors.As(err, &nle) && nle.LeaderAddr != ""
 		})
 		if nle.LeaderID != c.nodes[li].ID() || nle.LeaderAddr != c.cfgs[li].self().Addr {
@@ -137,7 +137,7 @@ func TestReadIndexSeesAcknowledgedWrites(t *testing.T) {
 	const gid = 3
 	obj := randomID()
 	for i := 0; i < 50; i++ {
-		c.propose(gid, put(obj, "k", fmt.Sprint(i)))
+		c.commit(gid, put(obj, "k", fmt.Sprint(i)))
 		g := c.nodes[c.leader(gid)].Group(gid)
 		if err := g.ReadIndex(context.Background()); err != nil {
 			t.Fatal(err)
@@ -163,7 +163,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	objs := [][]byte{randomID(), randomID(), randomID()}
 	for i := 0; i < 300; i++ {
 		gid := uint64(1 + i%4)
-		c.propose(gid, put(objs[i%3], fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
+		c.commit(gid, put(objs[i%3], fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
 	}
 	// Force a snapshot everywhere so the entries the down node lacks are gone from the logs.
 	for i, n := range c.nodes {
@@ -221,7 +221,7 @@ func TestRestartAllInProcess(t *testing.T) {
 	obj := randomID()
 	const gid = 1
 	for i := 0; i < 40; i++ {
-		c.propose(gid, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(gid, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	for i := range c.nodes {
 		c.stop(i)
@@ -334,7 +334,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 	c.waitAllLeaders()
 	obj := randomID()
 	for i := 0; i < 60; i++ {
-		c.propose(1, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(1, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	for _, n := range c.nodes {
 		if err := n.Group(1).Raft().Snapshot().Error(); err != nil {
@@ -342,7 +342,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 		}
 	}
 	for i := 60; i < 70; i++ { // some entries after the snapshot, to be replayed from the log
-		c.propose(1, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(1, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	victim := 2
 	dir := filepath.Join(c.cfgs[victim].DataDir, "groups", "1")

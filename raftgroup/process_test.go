@@ -78,7 +78,7 @@ func runChild(spec string) {
 		cmd := put(obj, r.FormValue("key"), r.FormValue("val"))
 		cmd.Client, _ = hex.DecodeString(r.FormValue("client"))
 		cmd.Seq, _ = strconv.ParseUint(r.FormValue("seq"), 10, 64)
-		res, err := g.Propose(ctx, cmd)
+		res, err := g.Commit(ctx, cmd)
 		if err != nil {
 			writeErr(w, err)
 			return

@@ -13,7 +13,7 @@ func TestReplicationUsesSharedConnections(t *testing.T) {
 	c.waitAllLeaders()
 	obj := randomID()
 	for gid := range c.nodes[0].Placement().Replicas {
-		c.propose(gid, put(obj, "k", fmt.Sprint(gid)))
+		c.commit(gid, put(obj, "k", fmt.Sprint(gid)))
 	}
 	// A write returns once a quorum has it; the slowest follower may get it just after.
 	waitFor(t, 10*time.Second, "every node to get append requests over the shared connections", func() bool {
@@ -35,7 +35,7 @@ func TestReplicationUsesSharedConnections(t *testing.T) {
 		before[i] = n.link.Stats().Delivered
 	}
 	for gid := range c.nodes[0].Placement().Replicas {
-		res := c.propose(gid, put(obj, "k2", fmt.Sprint(gid)))
+		res := c.commit(gid, put(obj, "k2", fmt.Sprint(gid)))
 		if res.Err != nil {
 			t.Fatalf("group %d: %v", gid, res.Err)
 		}
