@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
@@ -131,108 +130,6 @@ func TestReadWaitsForReadIndex(t *testing.T) {
 	}
 }
 
-// A failed command fails itself with the group's error, every later in-flight call with
-// ErrInstanceReset, drops the instance, and leaves committed state as it was.
-func TestFailedCommandResetsInstance(t *testing.T) {
-	f := newFixture(t, Options{})
-	if _, err := f.add("x", 10); err != nil {
-		t.Fatal(err)
-	}
-	id := objid.FromName("T", "x")
-	v0 := version(t, f.g, id)
-
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
-	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 4 })
-
-	f.g.failPending(errBoom)
-	if got := recv(t, a); !errors.Is(got.err, errBoom) {
-		t.Fatalf("A = %v, want the group's error", got.err)
-	}
-	for name, ch := range map[string]<-chan result[int]{"B": b, "read": r} {
-		if got := recv(t, ch); !errors.Is(got.err, ErrInstanceReset) {
-			t.Fatalf("%s = %+v, want ErrInstanceReset", name, got)
-		}
-	}
-	if v, _ := committed[int](t, f.g, id, "n"); v != 10 {
-		t.Fatalf("committed n = %d after failed commands, want 10", v)
-	}
-	if v := version(t, f.g, id); v != v0 {
-		t.Fatalf("version %d, want %d", v, v0)
-	}
-
-	f.g.resume()
-	if v, err := f.add("x", 1); err != nil || v != 11 {
-		t.Fatalf("Add after reset = %d, %v; want 11 (from committed state)", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2 (the reset dropped the instance)", n)
-	}
-	if local, err := callReq[int](context.Background(), f.rt, f.req("x", "Local"), nil); err != nil || local != 1 {
-		t.Fatalf("in-memory state after reset = %d, %v; want 1", local, err)
-	}
-	if s := f.rt.Stats(); s.Resets != 1 {
-		t.Fatalf("Stats.Resets = %d, want 1", s.Resets)
-	}
-}
-
-func TestLeadershipChanges(t *testing.T) {
-	f := newFixture(t, Options{})
-	if _, err := f.add("x", 1); err != nil {
-		t.Fatal(err)
-	}
-
-	// Not leader: the Locator's error, with its hint, unchanged.
-	f.g.depose()
-	var nl *notLeaderError
-	if _, err := f.add("x", 1); !errors.As(err, &nl) {
-		t.Fatalf("Add on a non-leader = %v, want the notLeaderError", err)
-	}
-
-	// Leader again in a later term: the instance is rebuilt from committed state.
-	f.g.elect()
-	if v, err := f.add("x", 1); err != nil || v != 2 {
-		t.Fatalf("Add after re-election = %d, %v; want 2", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
-	}
-
-	// A term change between two calls (nothing in flight) also resets.
-	f.g.depose()
-	f.g.elect()
-	if v, err := f.add("x", 1); err != nil || v != 3 {
-		t.Fatalf("Add = %d, %v; want 3", v, err)
-	}
-	if n := f.inits.Load(); n != 3 {
-		t.Fatalf("Init ran %d times, want 3", n)
-	}
-
-	// Deposed with commands in flight: they are lost, callers hear so, state stays.
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
-	f.g.depose()
-	if got := recv(t, a); !errors.As(got.err, &nl) {
-		t.Fatalf("A = %+v, want notLeaderError", got)
-	}
-	if got := recv(t, b); !errors.Is(got.err, ErrInstanceReset) {
-		t.Fatalf("B = %+v, want ErrInstanceReset", got)
-	}
-	f.g.elect()
-	f.g.resume()
-	if v, err := f.get("x"); err != nil || v != 3 {
-		t.Fatalf("Get = %d, %v; want 3", v, err)
-	}
-	f.checkNoOverlap()
-}
-
 func TestExactlyOnce(t *testing.T) {
 	f := newFixture(t, Options{})
 	id := objid.FromName("T", "x")
@@ -328,81 +225,6 @@ func TestReadOnlyCallsAreNotStored(t *testing.T) {
 	})
 	if found {
 		t.Fatal("a read-only call stored a dedup entry")
-	}
-}
-
-// If the log applies another attempt of the same request first, the runtime's command is
-// a duplicate: the caller gets the first result and the instance resets.
-func TestDuplicateInLogResets(t *testing.T) {
-	f := newFixture(t, Options{})
-	id := objid.FromName("T", "x")
-	req := withClient(f.req("x", "Add"), 7, 1)
-	f.g.pause()
-	a := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	first, _ := marshal(100)
-	f.g.insert(t, &fsm.Command{
-		Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: first}},
-		Client: req.Client[:], Seq: 1, Result: first, Time: time.Now().UnixNano(),
-	}, 0)
-	f.g.resume()
-	if got := recv(t, a); got.err != nil || got.v != 100 {
-		t.Fatalf("A = %+v, want the first attempt's result 100", got)
-	}
-	if v, err := f.add("x", 1); err != nil || v != 101 {
-		t.Fatalf("Add after the duplicate = %d, %v; want 101", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
-	}
-
-	// A request that claims to be a first attempt is not looked up, and the state
-	// machine still refuses to apply it twice.
-	h := f.handled.Load()
-	lying := req
-	lying.FirstAttempt = true
-	if v, err := callReq[int](context.Background(), f.rt, lying, 1); err != nil || v != 100 {
-		t.Fatalf("a first attempt already applied = %d, %v; want the first result 100", v, err)
-	}
-	if f.handled.Load() == h {
-		t.Fatal("a first attempt was answered without running: it was looked up")
-	}
-	if v, err := f.add("x", 1); err != nil || v != 102 {
-		t.Fatalf("Add after = %d, %v; want 102: the lying attempt applied", v, err)
-	}
-}
-
-// A write to the object from outside the instance shows as a version skip: the instance
-// resets rather than go on with a wrong view.
-func TestForeignWriteDetected(t *testing.T) {
-	f := newFixture(t, Options{})
-	id := objid.FromName("T", "x")
-	if _, err := f.add("x", 1); err != nil {
-		t.Fatal(err)
-	}
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	v, _ := marshal(50)
-	f.g.insert(t, &fsm.Command{Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: v}}}, -1)
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 3 })
-	f.g.resume()
-	if got := recv(t, a); got.err != nil || got.v != 2 {
-		t.Fatalf("A = %+v, want 2", got)
-	}
-	if got := recv(t, b); !errors.Is(got.err, ErrInstanceReset) {
-		t.Fatalf("B = %+v, want ErrInstanceReset (version skipped)", got)
-	}
-	if n := f.inits.Load(); n != 1 {
-		// Init runs lazily on the next call.
-		t.Fatalf("Init ran %d times before the next call, want 1", n)
-	}
-	if _, err := f.get("x"); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
 	}
 }
 
