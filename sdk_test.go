@@ -16,6 +16,7 @@ import (
 	"github.com/duro-db/duro/client"
 	"github.com/duro-db/duro/internal/framing"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/internal/wire"
 )
 
@@ -243,10 +244,10 @@ func TestNotLeaderRedirect(t *testing.T) {
 	if err := c.servers[old].Node().Group(gid).Raft().LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("transfer leadership: %v", err)
 	}
-	waitFor(t, 10*time.Second, "a new serving leader", func() bool { return c.leaderOf(gid) != old })
+	testutil.WaitFor(t, 10*time.Second, "a new serving leader", func() bool { return c.leaderOf(gid) != old })
 	newLeader := c.leaderOf(gid)
 	newID := c.servers[newLeader].Node().ID()
-	waitFor(t, 10*time.Second, "the old leader to learn the new one", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the old leader to learn the new one", func() bool {
 		id, _ := c.servers[old].Node().Group(gid).Leader()
 		return id == newID
 	})
@@ -310,10 +311,10 @@ func TestLeaderKilledExactlyOnce(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 20*time.Second, "load before the kill", func() bool { return total.Load() >= 200 })
+	testutil.WaitFor(t, 20*time.Second, "load before the kill", func() bool { return total.Load() >= 200 })
 	before := total.Load()
 	c.kill(victim)
-	waitFor(t, 30*time.Second, "load after the kill", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "load after the kill", func() bool {
 		select {
 		case err := <-errs:
 			t.Fatalf("a call failed: %v", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // A failed command fails itself with the group's error, every later in-flight call with
@@ -27,11 +28,11 @@ func TestFailedCommandResetsInstance(t *testing.T) {
 
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B submitted", func() bool { return f.g.pendingCount() == 2 })
 	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 4 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 4 })
 
 	f.g.failPending(errBoom)
 	if got := recv(t, a); !errors.Is(got.err, errBoom) {
@@ -99,9 +100,9 @@ func TestLeadershipChanges(t *testing.T) {
 	// Deposed with commands in flight: they are lost, callers hear so, state stays.
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B submitted", func() bool { return f.g.pendingCount() == 2 })
 	f.g.depose()
 	if got := recv(t, a); !errors.As(got.err, &nl) {
 		t.Fatalf("A = %+v, want notLeaderError", got)
@@ -125,7 +126,7 @@ func TestDuplicateInLogResets(t *testing.T) {
 	req := withClient(f.req("x", "Add"), 7, 1)
 	f.g.pause()
 	a := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	first, _ := marshal(100)
 	f.g.insert(t, &fsm.Command{
 		Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: first}},
@@ -168,11 +169,11 @@ func TestForeignWriteDetected(t *testing.T) {
 	}
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	v, _ := marshal(50)
 	f.g.insert(t, &fsm.Command{Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: v}}}, -1)
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 3 })
+	testutil.WaitFor(t, waitLimit, "B submitted", func() bool { return f.g.pendingCount() == 3 })
 	f.g.resume()
 	if got := recv(t, a); got.err != nil || got.v != 2 {
 		t.Fatalf("A = %+v, want 2", got)
@@ -245,9 +246,9 @@ func TestRejectedCommandCannotDragLaterOnes(t *testing.T) {
 
 	f.g.pause()
 	a := asyncCall[int](f.rt, late, 1) // a stale copy of seq 5 arrives now
-	waitFor(t, "the late retry submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "the late retry submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted behind it", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B submitted behind it", func() bool { return f.g.pendingCount() == 2 })
 	f.g.resume()
 	if got := recv(t, a); !errors.Is(got.err, fsm.ErrStaleSequence) {
 		t.Fatalf("late retry = %+v, want the state machine's ErrStaleSequence", got)
@@ -255,7 +256,7 @@ func TestRejectedCommandCannotDragLaterOnes(t *testing.T) {
 	if got := recv(t, b); !errors.Is(got.err, ErrInstanceReset) {
 		t.Fatalf("B = %+v, want ErrInstanceReset", got)
 	}
-	waitFor(t, "B's command to drain", func() bool { return f.g.pendingCount() == 0 })
+	testutil.WaitFor(t, waitLimit, "B's command to drain", func() bool { return f.g.pendingCount() == 0 })
 	if n := f.rt.Stats().Inconsistent; n != 0 {
 		t.Fatalf("%d commands applied on a state their handlers did not see", n)
 	}

@@ -346,18 +346,6 @@ func callReq[Out any](ctx context.Context, rt *Runtime, req Request, in any) (Ou
 	return out, nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // committed reads key of object from the group's committed state.
 func committed[V any](t testing.TB, g *memGroup, id objid.ID, key string) (V, bool) {
 	t.Helper()
@@ -443,3 +431,6 @@ func (g *instantGroup) LeaderTerm() (uint64, bool)           { return 1, true }
 type staticLocator struct{ g Group }
 
 func (l staticLocator) Locate(objid.ID) (Group, error) { return l.g, nil }
+
+// waitLimit bounds every wait for a state in this package's tests (testutil.WaitFor).
+const waitLimit = 10 * time.Second

@@ -10,6 +10,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // admitted returns the number of calls the object holds (queued, in flight, following).
@@ -74,14 +75,14 @@ func TestPipeliningAndOutputGate(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A's command submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A's command submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 10)
 	// B ran and proposed while A's command had not committed: pipelining.
-	waitFor(t, "B's command submitted behind A's", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B's command submitted behind A's", func() bool { return f.g.pendingCount() == 2 })
 	notAnswered(t, a, "A (command not applied)")
 	notAnswered(t, b, "B (command not applied)")
 	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 	notAnswered(t, r, "a read that saw uncommitted writes")
 
 	f.g.resume()
@@ -108,7 +109,7 @@ func TestReadWaitsForReadIndex(t *testing.T) {
 	f.g.readGate = gate
 	f.g.mu.Unlock()
 	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 2 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 2 })
 	notAnswered(t, r, "a read before ReadIndex")
 	close(gate)
 	if got := recv(t, r); got.err != nil || got.v != 3 {
@@ -121,7 +122,7 @@ func TestReadWaitsForReadIndex(t *testing.T) {
 	f.g.readGate = gate
 	f.g.mu.Unlock()
 	r = asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 	f.g.depose()
 	close(gate)
 	var nl *notLeaderError
@@ -151,9 +152,9 @@ func TestExactlyOnce(t *testing.T) {
 	f.g.pause()
 	req = withClient(f.req("x", "Add"), 2, 1)
 	a1 := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "attempt 1 submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "attempt 1 submitted", func() bool { return f.g.pendingCount() == 1 })
 	a2 := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "attempt 2 admitted", func() bool { return admitted(f.rt, id) == 2 })
+	testutil.WaitFor(t, waitLimit, "attempt 2 admitted", func() bool { return admitted(f.rt, id) == 2 })
 	f.g.resume()
 	r1, r2 := recv(t, a1), recv(t, a2)
 	if r1.err != nil || r2.err != nil || r1.v != 6 || r2.v != 6 {
@@ -184,9 +185,9 @@ func TestExactlyOnce(t *testing.T) {
 	ra := withClient(f.req("x", "Add"), 4, 1)
 	rb := withClient(f.req("x", "Add"), 5, 1)
 	a := asyncCall[int](f.rt, ra, 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, rb, 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B submitted", func() bool { return f.g.pendingCount() == 2 })
 	f.g.failPending(errBoom)
 	if got := recv(t, a); !errors.Is(got.err, errBoom) {
 		t.Fatalf("A = %+v", got)
@@ -417,7 +418,7 @@ func TestInitWritesCommitFirst(t *testing.T) {
 	f.initWrite.Store(true)
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "Init's and Add's commands submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "Init's and Add's commands submitted", func() bool { return f.g.pendingCount() == 2 })
 	f.g.mu.Lock()
 	first, second := f.g.submitted[0], f.g.submitted[1]
 	f.g.mu.Unlock()
@@ -446,12 +447,12 @@ func TestOverload(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
 	var queued []<-chan result[int]
 	for i := 0; i < 3; i++ {
 		queued = append(queued, asyncCall[int](f.rt, f.req("x", "Add"), 1))
 	}
-	waitFor(t, "4 calls admitted", func() bool { return admitted(f.rt, id) == 4 })
+	testutil.WaitFor(t, waitLimit, "4 calls admitted", func() bool { return admitted(f.rt, id) == 4 })
 	if _, err := f.add("x", 1); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("5th call = %v, want ErrOverloaded", err)
 	}
@@ -489,7 +490,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
 
 	// Cancelled while queued: the caller returns at once and the call never runs.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -498,7 +499,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1)
 		done <- err
 	}()
-	waitFor(t, "the Add is queued", func() bool { return admitted(f.rt, id) == 2 })
+	testutil.WaitFor(t, waitLimit, "the Add is queued", func() bool { return admitted(f.rt, id) == 2 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call = %v, want context.Canceled", err)
@@ -519,7 +520,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1)
 		done <- err
 	}()
-	waitFor(t, "the Add is submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "the Add is submitted", func() bool { return f.g.pendingCount() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call = %v, want context.Canceled", err)
@@ -529,7 +530,7 @@ func TestContextCancellation(t *testing.T) {
 	if got := recv(t, b); got.err != nil || got.v != 2 {
 		t.Fatalf("next Add = %+v, want 2", got)
 	}
-	waitFor(t, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
+	testutil.WaitFor(t, waitLimit, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
 }
 
 func TestEviction(t *testing.T) {
@@ -542,8 +543,8 @@ func TestEviction(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "executors to exit", func() bool { return f.rt.Stats().Executing == 0 })
-		waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+5 })
+		testutil.WaitFor(t, waitLimit, "executors to exit", func() bool { return f.rt.Stats().Executing == 0 })
+		testutil.WaitFor(t, waitLimit, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+5 })
 		if s := f.rt.Stats(); s.Instances != n {
 			t.Fatalf("Instances = %d, want %d", s.Instances, n)
 		}
@@ -556,7 +557,7 @@ func TestEviction(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "eviction", func() bool { return f.rt.Stats().Instances == 0 })
+		testutil.WaitFor(t, waitLimit, "eviction", func() bool { return f.rt.Stats().Instances == 0 })
 		if s := f.rt.Stats(); s.Evictions != n {
 			t.Fatalf("Evictions = %d, want %d", s.Evictions, n)
 		}
@@ -577,7 +578,7 @@ func TestClose(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.g.pause()
 	w := asyncCall[int](f.rt, f.req("w", "Add"), 1)
-	waitFor(t, "W submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "W submitted", func() bool { return f.g.pendingCount() == 1 })
 
 	release := make(chan struct{})
 	f.fn("block", func(ctx *Context) (any, error) {
@@ -589,21 +590,21 @@ func TestClose(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 2 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 2 })
 	q := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "the Add is queued", func() bool { return admitted(f.rt, objid.FromName("T", "x")) == 2 })
+	testutil.WaitFor(t, waitLimit, "the Add is queued", func() bool { return admitted(f.rt, objid.FromName("T", "x")) == 2 })
 	f.g.mu.Lock()
 	f.g.readGate = make(chan struct{})
 	f.g.mu.Unlock()
 	read := asyncCall[int](f.rt, f.req("z", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 
 	closed := make(chan struct{})
 	go func() {
 		f.rt.Close()
 		close(closed)
 	}()
-	waitFor(t, "Close to start", func() bool {
+	testutil.WaitFor(t, waitLimit, "Close to start", func() bool {
 		_, err := callReq[int](context.Background(), f.rt, f.req("y", "Local"), nil)
 		return errors.Is(err, ErrClosed)
 	})
@@ -692,12 +693,12 @@ func TestCallerLeavingHandsOverTheExecutor(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1) // finds x idle: runs its executor
 		done <- err
 	}()
-	waitFor(t, "the first Add is submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "the first Add is submitted", func() bool { return f.g.pendingCount() == 1 })
 	// The next two run on the first caller's goroutine, pipelined behind its command.
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 10)
-	waitFor(t, "the second Add is submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "the second Add is submitted", func() bool { return f.g.pendingCount() == 2 })
 	c := asyncCall[int](f.rt, f.req("x", "Add"), 100)
-	waitFor(t, "the third Add is submitted", func() bool { return f.g.pendingCount() == 3 })
+	testutil.WaitFor(t, waitLimit, "the third Add is submitted", func() bool { return f.g.pendingCount() == 3 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the leaving caller got %v, want context.Canceled", err)
@@ -713,6 +714,6 @@ func TestCallerLeavingHandsOverTheExecutor(t *testing.T) {
 			t.Fatalf("Add = %+v, want %d", got, want.v)
 		}
 	}
-	waitFor(t, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
+	testutil.WaitFor(t, waitLimit, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
 	f.checkNoOverlap()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -102,7 +103,7 @@ func (c *testCluster) restart(i int) {
 	c.stop(i)
 	var m *transport.Mux
 	var err error
-	waitFor(c.t, 10*time.Second, "listen again", func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, "listen again", func() bool {
 		m, err = transport.Listen(c.cfgs[i].self().Addr, transport.Options{})
 		return err == nil
 	})
@@ -118,7 +119,7 @@ func (c *testCluster) restart(i int) {
 func (c *testCluster) leader(gid uint64) int {
 	c.t.Helper()
 	idx := -1
-	waitFor(c.t, 15*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
+	testutil.WaitFor(c.t, 15*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
 		for i, n := range c.nodes {
 			if n == nil || n.Group(gid) == nil {
 				continue
@@ -137,18 +138,6 @@ func (c *testCluster) waitAllLeaders() {
 	c.t.Helper()
 	for gid := range c.nodes[0].Placement().Replicas {
 		c.leader(gid)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -146,7 +147,7 @@ func TestDialAddrsRouteRaftTraffic(t *testing.T) {
 	c.commit(1, put(randomID(), "k", "v"))
 	// Once leadership is balanced every node leads a group, so every directed link carries
 	// appends.
-	waitFor(t, 30*time.Second, "a connection on every link", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a connection on every link", func() bool {
 		for _, p := range proxies {
 			if p.conns.Load() == 0 {
 				return false

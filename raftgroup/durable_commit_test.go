@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // logHold holds back the raft log writes of chosen nodes.
@@ -66,7 +68,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	t.Cleanup(func() { h.release(leaderID) }) // before the cluster closes
 	obj := randomID()
 	first := c.commit(gid, put(obj, "k", "v0")).Index
-	waitFor(t, 10*time.Second, "every replica applies the first write", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every replica applies the first write", func() bool {
 		for _, n := range c.nodes {
 			if n.Group(gid).state.AppliedIndex() < first {
 				return false
@@ -84,7 +86,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 		_, err := g.Commit(ctx, put(obj, "k", "v1"))
 		done <- err
 	}()
-	waitFor(t, 10*time.Second, "raft commits the write on the followers' copies", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "raft commits the write on the followers' copies", func() bool {
 		return g.raft.CommitIndex() > first
 	})
 	// Give the leader many commit timeouts to tell the followers the commit index.
@@ -104,7 +106,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("proposal after the leader's log was released: %v", err)
 	}
-	waitFor(t, 10*time.Second, "every replica applies the second write", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every replica applies the second write", func() bool {
 		for _, n := range c.nodes {
 			if n.Group(gid).state.AppliedIndex() <= first {
 				return false

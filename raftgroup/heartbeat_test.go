@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Followers hear from their leaders only through the node-to-node rounds: if those did not
@@ -27,7 +29,7 @@ func TestCoalescedHeartbeatsHoldLeadership(t *testing.T) {
 	// Leadership balancing moves some groups once; after that a window of 6 heartbeat
 	// timeouts must pass with every group keeping its leader and term.
 	window := 6 * c.cfgs[0].Timing.HeartbeatTimeout
-	waitFor(t, 30*time.Second, "a quiet window without elections", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a quiet window without elections", func() bool {
 		before := terms()
 		time.Sleep(window)
 		after := terms()
@@ -75,7 +77,7 @@ func TestReadIndexNeedsAFreshRound(t *testing.T) {
 	for _, p := range proxies {
 		p.heal()
 	}
-	waitFor(t, 15*time.Second, "reads served again", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "reads served again", func() bool {
 		i := c.leader(gid)
 		return c.nodes[i].Group(gid).ReadIndex(ctx) == nil
 	})
@@ -91,7 +93,7 @@ func TestLeaderRunsWithStretchedHeartbeats(t *testing.T) {
 	if tm.LeaderHeartbeatTimeout <= tm.HeartbeatTimeout {
 		t.Fatalf("test timing does not stretch: leader %v, follower %v", tm.LeaderHeartbeatTimeout, tm.HeartbeatTimeout)
 	}
-	waitFor(t, 10*time.Second, "leaders stretched, followers not", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "leaders stretched, followers not", func() bool {
 		for _, n := range c.nodes {
 			for _, g := range n.Groups() {
 				want := tm.HeartbeatTimeout

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Must show 1: clusters bootstrap, every group elects a leader, and leadership settles
@@ -21,7 +22,7 @@ func TestBootstrapAndBalance(t *testing.T) {
 			c := newCluster(t, tc.nodes, withGroups(tc.groups))
 			c.waitAllLeaders()
 			limit := (tc.groups+tc.nodes-1)/tc.nodes + 1
-			waitFor(t, 30*time.Second, fmt.Sprintf("every node to lead at most %d groups", limit), func() bool {
+			testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("every node to lead at most %d groups", limit), func() bool {
 				total := 0
 				for _, n := range c.nodes {
 					l := len(n.Leading())
@@ -48,7 +49,7 @@ func TestBootstrapAndBalance(t *testing.T) {
 				}
 			}
 			// The meta group recorded the cluster.
-			waitFor(t, 10*time.Second, "cluster record on every node", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "cluster record on every node", func() bool {
 				for _, n := range c.nodes {
 					rec, ok, err := n.ClusterRecord()
 					if err != nil || !ok || rec.ClusterID != n.Placement().ClusterID || len(rec.Members) != tc.nodes {
@@ -78,7 +79,7 @@ func TestReplicatedAtomicWrites(t *testing.T) {
 	}
 	for _, n := range c.nodes {
 		g := n.Group(gid)
-		waitFor(t, 5*time.Second, n.ID()+" to apply", func() bool { return g.CaughtUp(res.Index) })
+		testutil.WaitFor(t, 5*time.Second, n.ID()+" to apply", func() bool { return g.CaughtUp(res.Index) })
 		for i := 0; i < 100; i++ {
 			if v, ok := get(t, g, obj, fmt.Sprintf("k%03d", i)); !ok || v != fmt.Sprintf("v%d", i) {
 				t.Fatalf("%s: k%03d = %q,%v", n.ID(), i, v, ok)
@@ -117,7 +118,7 @@ func TestNotLeaderError(t *testing.T) {
 		if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("%s: err %v, want *NotLeaderError", n.ID(), err)
 		}
-		waitFor(t, 5*time.Second, "leader hint", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "leader hint", func() bool {
 			_, err = n.Group(gid).Commit(context.Background(), put(randomID(), "k", "v"))
 			return errors.As(err, &nle) && nle.LeaderAddr != ""
 		})
@@ -187,7 +188,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	for gid := uint64(0); gid <= 4; gid++ {
 		lead := c.nodes[c.leader(gid)].Group(gid)
 		want := lead.raft.CommitIndex()
-		waitFor(t, 20*time.Second, fmt.Sprintf("group %d to converge", gid), func() bool {
+		testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("group %d to converge", gid), func() bool {
 			var ref []byte
 			for _, n := range c.nodes {
 				h, _, err := n.Group(gid).State().Hash()
@@ -357,7 +358,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 	c.restart(victim)
 	lead := c.nodes[c.leader(1)].Group(1)
 	want := lead.raft.CommitIndex()
-	waitFor(t, 20*time.Second, "the rebuilt replica to match the others", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the rebuilt replica to match the others", func() bool {
 		var ref []byte
 		for _, n := range c.nodes {
 			h, _, err := n.Group(1).State().Hash()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Followers get their entries over the shared connections, and replication carries on
@@ -16,7 +18,7 @@ func TestReplicationUsesSharedConnections(t *testing.T) {
 		c.commit(gid, put(obj, "k", fmt.Sprint(gid)))
 	}
 	// A write returns once a quorum has it; the slowest follower may get it just after.
-	waitFor(t, 10*time.Second, "every node to get append requests over the shared connections", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every node to get append requests over the shared connections", func() bool {
 		for _, n := range c.nodes {
 			if n.link.Stats().Delivered == 0 {
 				return false
@@ -40,7 +42,7 @@ func TestReplicationUsesSharedConnections(t *testing.T) {
 			t.Fatalf("group %d: %v", gid, res.Err)
 		}
 	}
-	waitFor(t, 10*time.Second, "at least two nodes to get entries over new connections", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "at least two nodes to get entries over new connections", func() bool {
 		grew := 0
 		for i, n := range c.nodes {
 			if n.link.Stats().Delivered > before[i] {

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/duro-db/duro/internal/framing"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // TestMuxRejectsBadConnections sends each kind of bad connection to a Mux
@@ -76,7 +77,7 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 			expectClosedByPeer(t, c, 10*headerTimeout)
 
 			var r logRecord
-			waitFor(t, 5*time.Second, "rejection log", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "rejection log", func() bool {
 				var ok bool
 				r, ok = rec.find(c.LocalAddr().String())
 				return ok

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/duro-db/duro/internal/framing"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // listFSM records every applied command, in order.
@@ -162,7 +163,7 @@ func (c *raftCluster) shutdown() {
 func (c *raftCluster) leader(tb testing.TB, g uint64) *raft.Raft {
 	tb.Helper()
 	var leader *raft.Raft
-	waitFor(tb, 20*time.Second, fmt.Sprintf("a leader in group %d", g), func() bool {
+	testutil.WaitFor(tb, 20*time.Second, fmt.Sprintf("a leader in group %d", g), func() bool {
 		leader = nil
 		for _, r := range c.rafts[g] {
 			if r.State() == raft.Leader {
@@ -198,7 +199,7 @@ func (c *raftCluster) apply(tb testing.TB, g uint64, cmds ...string) {
 // waitAgree waits until every replica of group g has applied exactly want.
 func (c *raftCluster) waitAgree(tb testing.TB, g uint64, want []string) {
 	tb.Helper()
-	waitFor(tb, 20*time.Second, fmt.Sprintf("group %d replicas to apply %d commands", g, len(want)), func() bool {
+	testutil.WaitFor(tb, 20*time.Second, fmt.Sprintf("group %d replicas to apply %d commands", g, len(want)), func() bool {
 		for _, f := range c.fsms[g] {
 			if !slices.Equal(f.list(), want) {
 				return false

@@ -19,6 +19,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects/examples"
 )
 
@@ -268,7 +269,7 @@ func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 		}
 	}()
 	// Let the reader settle on the leader, then cut the leader off both ways.
-	waitFor(t, 10*time.Second, func() bool { return countReads(h.Ops(), StatusOK) >= 20 })
+	testutil.WaitFor(t, 10*time.Second, "20 reads from the leader", func() bool { return countReads(h.Ops(), StatusOK) >= 20 })
 	cutAt := h.Since()
 	for j := range c.Nodes {
 		if j != l {
@@ -282,7 +283,7 @@ func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 	}
 	// Keep reading for a while with the old leader still cut off, then heal.
 	readsAt := len(h.Ops())
-	waitFor(t, 30*time.Second, func() bool { return len(h.Ops()) >= readsAt+20 })
+	testutil.WaitFor(t, 30*time.Second, "20 more reads with the leader cut off", func() bool { return len(h.Ops()) >= readsAt+20 })
 	close(stop)
 	<-readerDone
 	if err := c.Heal(); err != nil {
@@ -319,16 +320,4 @@ func countReads(ops []Op, s Status) int {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for a state
-	}
 }
