@@ -19,7 +19,7 @@
 // Arguments and results are msgpack on the wire (JSON when the request says so); struct
 // fields are named by their `json` tags in both.
 //
-// # Execution of one object (the write path, DESIGN.md steps 2–6)
+// # Execution of one object (the write path, steps 2–6 in ARCHITECTURE.md)
 //
 // Each object in memory has an executor: a goroutine that exists while the object has
 // calls queued or in flight. It takes calls one at a time, runs the handler, and turns the

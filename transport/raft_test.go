@@ -379,8 +379,8 @@ func TestRaftTransportClosesQuietly(t *testing.T) {
 // BenchmarkRaftApply measures Apply throughput of one 3-node group with
 // in-memory stores and FSM, through this package's Mux ("mux") and, as the
 // baseline, through hashicorp/raft's own TCP transport with the same
-// NetworkTransport settings ("raft-tcp"). Commands are 256 bytes, as in
-// MEASUREMENTS.md. "sequential" has one caller (latency bound); "parallel"
+// NetworkTransport settings ("raft-tcp"). Commands are 256 bytes, the values
+// of the etcd comparison's writes (scripts/bench-vs-etcd.sh). "sequential" has one caller (latency bound); "parallel"
 // has 64. A CPU-starved machine can make the leader miss its lease; callers
 // then follow the new leader and the "leader-changes" metric says how often
 // it happened, since such a run measures the machine more than the transport.

@@ -1,6 +1,6 @@
 package jepsen
 
-// Must-show 2 of issue 6 on real `duro server` processes: alarms that are due, and one
+// Alarms on real `duro server` processes: alarms that are due, and one
 // being retried, when their group's leader is SIGKILLed are each delivered by the next
 // leader; none is lost, none early. And the alarms workload's checker.
 

@@ -1,6 +1,6 @@
 package jepsen
 
-// The process-level fault tests of issue 3, on real `duro server` processes: the output
+// The process-level fault tests, on real `duro server` processes: the output
 // gate under a crash between running a call and committing it, exactly-once increments
 // under SIGKILLs and dropped connections, and no stale read from a leader cut off from
 // its quorum.
@@ -45,7 +45,7 @@ func exitedNode(c *Cluster) int {
 	return -1
 }
 
-// Must-show 2 of issue 3: a leader killed after a call ran but before its command
+// A leader killed after a call ran but before its command
 // committed never acknowledges it; the SDK's retry reaches the next leader, and the
 // value shows exactly one application, also once the killed node is back.
 func TestOutputGateCrashBeforeCommit(t *testing.T) {
@@ -92,8 +92,8 @@ func TestOutputGateCrashBeforeCommit(t *testing.T) {
 	}
 }
 
-// exactlyOnceIncrements is the size of TestExactlyOnceUnderKillsAndResets: the issue's
-// 10,000 by default, 2,000 with -short, or DURO_EXACTLY_ONCE_INCREMENTS.
+// exactlyOnceIncrements is the size of TestExactlyOnceUnderKillsAndResets: the 10,000 of
+// README's guarantee by default, 2,000 with -short, or DURO_EXACTLY_ONCE_INCREMENTS.
 func exactlyOnceIncrements(t *testing.T) int {
 	if s := os.Getenv("DURO_EXACTLY_ONCE_INCREMENTS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -108,7 +108,7 @@ func exactlyOnceIncrements(t *testing.T) int {
 	return 10000
 }
 
-// Must-show 3 of issue 3: 16 clients incrementing one counter while the harness resets
+// 16 clients incrementing one counter while the harness resets
 // every connection and SIGKILLs the counter's leader end with the counter equal to the
 // number of successful increments: no retry applied twice, no acknowledged one was lost.
 func TestExactlyOnceUnderKillsAndResets(t *testing.T) {
@@ -218,7 +218,7 @@ loop:
 	}
 }
 
-// Must-show 4 of issue 3: a leader cut off from its quorum never answers a read with a
+// A leader cut off from its quorum never answers a read with a
 // value older than a write the majority side acknowledged before the read began.
 func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 	c := startCluster(t, 3)

@@ -63,7 +63,7 @@ func TestShortRunIsValid(t *testing.T) {
 	}
 }
 
-// Must-show 1 of issue 5: against a build that acknowledges writes before they commit,
+// Against a build that acknowledges writes before they commit,
 // isolating leaders loses acknowledged writes, and the harness says INVALID with a
 // counter-example naming the operations.
 func TestCatchesAckBeforeCommit(t *testing.T) {
