@@ -12,6 +12,7 @@ import (
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/client"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects"
 )
 
@@ -159,7 +160,7 @@ func TestAlarmsSurviveLeaderKill(t *testing.T) {
 	// Kill the leader of a group as soon as one of its alarms is in its retries.
 	var gid uint64
 	var victim string
-	waitFor(t, 10*time.Second, "an alarm in its retries", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "an alarm in its retries", func() bool {
 		for g, name := range retrying {
 			if fs := rec.firings(objid.FromName("Alarm", name)); len(fs) == 1 {
 				gid, victim = g, name
@@ -172,7 +173,7 @@ func TestAlarmsSurviveLeaderKill(t *testing.T) {
 	t.Logf("killing n%d, leader of group %d, while %s is between retries (%s)", leader+1, gid, victim, c.leaders())
 	c.kill(leader)
 
-	waitFor(t, 30*time.Second, "every alarm to succeed", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every alarm to succeed", func() bool {
 		for name, s := range specs {
 			fs := rec.firings(objid.FromName("Alarm", name))
 			if len(fs) == 0 || fs[len(fs)-1].info.RetryCount < s.Fail {
@@ -212,7 +213,7 @@ func BenchmarkAlarmLateness(b *testing.B) {
 					time.Sleep(time.Until(start.Add(spread / 2)))
 					c.kill(c.leaderOf(1))
 				}
-				waitFor(b, spread+30*time.Second, "every alarm", func() bool { return rec.n.Load() >= n })
+				testutil.WaitFor(b, spread+30*time.Second, "every alarm", func() bool { return rec.n.Load() >= n })
 				var late []time.Duration
 				for name, s := range specs {
 					fs := rec.firings(objid.FromName("Alarm", name))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/transport"
 )
@@ -146,7 +147,7 @@ func (c *testCluster) anyServer() *duro.Server {
 func (c *testCluster) leaderOf(gid uint64) int {
 	c.t.Helper()
 	idx := -1
-	waitFor(c.t, 10*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
 		for i, s := range c.servers {
 			if s == nil {
 				continue
@@ -161,18 +162,6 @@ func (c *testCluster) leaderOf(gid uint64) int {
 		return false
 	})
 	return idx
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // classStats counts what the test classes' handlers did, across all nodes.

@@ -58,7 +58,7 @@ type group struct {
 
 func (a *group) LeaderTerm() (term uint64, ok bool) { return a.g.LeaderTerm() }
 
-func (a *group) Propose(_ context.Context, term uint64, cmd *fsm.Command) objects.Proposal {
+func (a *group) Submit(_ context.Context, term uint64, cmd *fsm.Command) objects.Proposal {
 	return a.propose(term, cmd) // failpoints.go: a.g.Submit plus test-only faults
 }
 

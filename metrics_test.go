@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/duro-db/duro"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // /metrics exposes the heartbeat rounds a node sends its peers: an operator's first look
 // at whether nodes hear each other.
 func TestMetricsShowHeartbeatRounds(t *testing.T) {
 	c := newCluster(t, 3, func(cfg *duro.Config) { cfg.HTTP = "127.0.0.1:0" })
-	waitFor(t, 10*time.Second, "heartbeat rounds in /metrics", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "heartbeat rounds in /metrics", func() bool {
 		for _, s := range c.servers {
 			resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
 			if err != nil {

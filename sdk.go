@@ -16,10 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/duro-db/duro/internal/framing"
 	"github.com/duro-db/duro/internal/objid"
 	"github.com/duro-db/duro/internal/wire"
 	"github.com/duro-db/duro/objects"
-	"github.com/duro-db/duro/transport"
 )
 
 // responseOverhead is more than the bytes a response adds around its result, so a
@@ -91,7 +91,7 @@ func (c *sdkConn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var buf []byte
 	for {
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (c *sdkConn) writeLoop() {
 		yielded := false
 		for {
 			buf = wire.AppendResponse(buf[:0], resp)
-			if err := transport.WriteFrame(bw, buf); err != nil {
+			if err := framing.WriteFrame(bw, buf); err != nil {
 				c.log.Debug("SDK write failed", "err", err)
 				c.close()
 				return
@@ -235,7 +235,7 @@ func (s *Server) answer(ctx context.Context, req *wire.Request) *wire.Response {
 			break
 		}
 		s.metrics.Called(req.Call.Class, req.Call.Method, "ok", time.Since(start))
-		if len(res) > transport.MaxFrameSize-responseOverhead {
+		if len(res) > framing.MaxFrameSize-responseOverhead {
 			resp.Err = &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("result of %d bytes exceeds the frame limit", len(res))}
 			break
 		}

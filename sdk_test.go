@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/framing"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/internal/wire"
-	"github.com/duro-db/duro/transport"
 )
 
 func ctxFor(t testing.TB, d time.Duration) context.Context {
@@ -243,10 +244,10 @@ func TestNotLeaderRedirect(t *testing.T) {
 	if err := c.servers[old].Node().Group(gid).Raft().LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("transfer leadership: %v", err)
 	}
-	waitFor(t, 10*time.Second, "a new serving leader", func() bool { return c.leaderOf(gid) != old })
+	testutil.WaitFor(t, 10*time.Second, "a new serving leader", func() bool { return c.leaderOf(gid) != old })
 	newLeader := c.leaderOf(gid)
 	newID := c.servers[newLeader].Node().ID()
-	waitFor(t, 10*time.Second, "the old leader to learn the new one", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the old leader to learn the new one", func() bool {
 		id, _ := c.servers[old].Node().Group(gid).Leader()
 		return id == newID
 	})
@@ -310,10 +311,10 @@ func TestLeaderKilledExactlyOnce(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 20*time.Second, "load before the kill", func() bool { return total.Load() >= 200 })
+	testutil.WaitFor(t, 20*time.Second, "load before the kill", func() bool { return total.Load() >= 200 })
 	before := total.Load()
 	c.kill(victim)
-	waitFor(t, 30*time.Second, "load after the kill", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "load after the kill", func() bool {
 		select {
 		case err := <-errs:
 			t.Fatalf("a call failed: %v", err)
@@ -392,7 +393,7 @@ func TestGarbageClosesOnlyThatConnection(t *testing.T) {
 
 	frame := func(payload []byte) []byte {
 		var b strings.Builder
-		if err := transport.WriteFrame(&b, payload); err != nil {
+		if err := framing.WriteFrame(&b, payload); err != nil {
 			t.Fatal(err)
 		}
 		return []byte(b.String())
@@ -408,7 +409,7 @@ func TestGarbageClosesOnlyThatConnection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nc, err := transport.Dial(ctx, c.addrs[0], transport.ProtoClient, 0)
+			nc, err := framing.Dial(ctx, c.addrs[0], framing.ProtoClient, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,7 +441,7 @@ type rawConn struct{ nc net.Conn }
 
 func dialRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
-	nc, err := transport.Dial(context.Background(), addr, transport.ProtoClient, 0)
+	nc, err := framing.Dial(context.Background(), addr, framing.ProtoClient, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,10 +452,10 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 func (r *rawConn) roundTrip(t testing.TB, req *wire.Request) *wire.Response {
 	t.Helper()
 	r.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := transport.WriteFrame(r.nc, wire.AppendRequest(nil, req)); err != nil {
+	if err := framing.WriteFrame(r.nc, wire.AppendRequest(nil, req)); err != nil {
 		t.Fatal(err)
 	}
-	frame, err := transport.ReadFrame(r.nc, nil)
+	frame, err := framing.ReadFrame(r.nc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

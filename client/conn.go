@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/duro-db/duro/internal/framing"
 	"github.com/duro-db/duro/internal/wire"
-	"github.com/duro-db/duro/transport"
 )
 
 // attemptError is a failure to get an answer from a node. sent says whether the request
@@ -60,7 +60,7 @@ type nodeConn struct {
 func dialNode(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*nodeConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nc, err := transport.Dial(dctx, addr, transport.ProtoClient, 0)
+	nc, err := framing.Dial(dctx, addr, framing.ProtoClient, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +131,9 @@ func (c *nodeConn) roundTrip(ctx context.Context, req *wire.Request, timeout <-c
 
 	req.StreamID = id
 	frame := wire.AppendRequest(make([]byte, 0, requestSizeHint(req)), req)
-	if len(frame) > transport.MaxFrameSize {
+	if len(frame) > framing.MaxFrameSize {
 		c.forget(id)
-		return nil, fmt.Errorf("%w: request of %d bytes exceeds the frame limit of %d", ErrTooLarge, len(frame), transport.MaxFrameSize)
+		return nil, fmt.Errorf("%w: request of %d bytes exceeds the frame limit of %d", ErrTooLarge, len(frame), framing.MaxFrameSize)
 	}
 	select {
 	case c.sendq <- frame:
@@ -196,7 +196,7 @@ func (c *nodeConn) writeLoop() {
 		// without it nearly every call was a write of its own.
 		yielded := false
 		for {
-			if err := transport.WriteFrame(bw, frame); err != nil {
+			if err := framing.WriteFrame(bw, frame); err != nil {
 				c.fail(err)
 				return
 			}
@@ -228,7 +228,7 @@ func (c *nodeConn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var buf []byte
 	for {
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
 			c.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return

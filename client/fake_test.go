@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/duro-db/duro/internal/framing"
 	"github.com/duro-db/duro/internal/wire"
 	"github.com/duro-db/duro/transport"
 )
@@ -77,7 +78,7 @@ func (n *fakeNode) serve(c net.Conn) {
 	br := bufio.NewReader(c)
 	var wmu sync.Mutex
 	for {
-		frame, err := transport.ReadFrame(br, nil)
+		frame, err := framing.ReadFrame(br, nil)
 		if err != nil {
 			return
 		}
@@ -123,7 +124,7 @@ func (n *fakeNode) respond(c net.Conn, wmu *sync.Mutex, req *wire.Request, answe
 	}
 	wmu.Lock()
 	defer wmu.Unlock()
-	return transport.WriteFrame(c, payload) == nil
+	return framing.WriteFrame(c, payload) == nil
 }
 
 // fakeCluster is a set of fake nodes that share one topology: every slot in group 1.

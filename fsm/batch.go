@@ -79,7 +79,7 @@ func isBatch(b []byte) bool {
 // splitBatch returns the encoded commands of a batch entry, aliasing b, appended to dst.
 // Any malformed framing is an error wrapping ErrBadBatch.
 func splitBatch(b []byte, dst [][]byte) ([][]byte, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	n, err := d.arrayLen()
 	if err != nil {
 		return dst, fmt.Errorf("%w: %w", ErrBadBatch, err)

@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/duro-db/duro/internal/bounded"
 )
 
 // The decoder below reads exactly the msgpack shape of Command and Op. It is written out
@@ -21,35 +23,31 @@ import (
 // It accepts every integer width and nil for absent byte slices and arrays, as msgpack
 // encoders may choose any of them.
 
-type decoder struct {
-	b   []byte
-	off int
-}
+// The bounds themselves (no read past the input, no length beyond what remains) are
+// internal/bounded's; the decoder adds msgpack's codes and widths.
+type decoder struct{ r bounded.Reader }
+
+func newDecoder(b []byte) decoder { return decoder{r: bounded.NewReader(b, ErrBadCommand)} }
 
 func errDecode(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadCommand, fmt.Sprintf(format, args...))
 }
 
-func (d *decoder) remaining() int { return len(d.b) - d.off }
+func (d *decoder) remaining() int { return d.r.Len() }
+
+// at is the offset of the byte last read, for errors.
+func (d *decoder) at() int { return d.r.Offset() - 1 }
 
 func (d *decoder) code() (byte, error) {
-	if d.off >= len(d.b) {
-		return 0, errDecode("truncated at byte %d", d.off)
-	}
-	c := d.b[d.off]
-	d.off++
-	return c, nil
+	c := d.r.Byte("code")
+	return c, d.r.Err()
 }
 
 // take returns the next n bytes, aliasing the input; its capacity is cut to n so that an
 // append by the caller can never overwrite the bytes that follow.
 func (d *decoder) take(n int) ([]byte, error) {
-	if n < 0 || n > d.remaining() {
-		return nil, errDecode("length %d at byte %d overruns the input", n, d.off)
-	}
-	s := d.b[d.off : d.off+n : d.off+n]
-	d.off += n
-	return s, nil
+	s := d.r.Take(n, "length")
+	return s, d.r.Err()
 }
 
 // length reads the big-endian length of width 1, 2 or 4 bytes that follows a code.
@@ -87,7 +85,7 @@ func (d *decoder) mapLen() (int, error) {
 	case c == msgpcode.Map32:
 		n, err = d.length(4)
 	default:
-		return 0, errDecode("want a map, got code 0x%02x at byte %d", c, d.off-1)
+		return 0, errDecode("want a map, got code 0x%02x at byte %d", c, d.at())
 	}
 	if err != nil {
 		return 0, err
@@ -116,7 +114,7 @@ func (d *decoder) arrayLen() (int, error) {
 	case c == msgpcode.Array32:
 		n, err = d.length(4)
 	default:
-		return 0, errDecode("want an array, got code 0x%02x at byte %d", c, d.off-1)
+		return 0, errDecode("want an array, got code 0x%02x at byte %d", c, d.at())
 	}
 	if err != nil {
 		return 0, err
@@ -144,7 +142,7 @@ func (d *decoder) str() ([]byte, error) {
 	case c == msgpcode.Str32:
 		n, err = d.length(4)
 	default:
-		return nil, errDecode("want a field name, got code 0x%02x at byte %d", c, d.off-1)
+		return nil, errDecode("want a field name, got code 0x%02x at byte %d", c, d.at())
 	}
 	if err != nil {
 		return nil, err
@@ -169,7 +167,7 @@ func (d *decoder) bin() ([]byte, error) {
 	case msgpcode.Bin32:
 		n, err = d.length(4)
 	default:
-		return nil, errDecode("want bytes, got code 0x%02x at byte %d", c, d.off-1)
+		return nil, errDecode("want bytes, got code 0x%02x at byte %d", c, d.at())
 	}
 	if err != nil {
 		return nil, err
@@ -209,7 +207,7 @@ func (d *decoder) integer() (neg bool, mag uint64, err error) {
 	case msgpcode.Int64:
 		width, signed = 8, true
 	default:
-		return false, 0, errDecode("want an integer, got code 0x%02x at byte %d", c, d.off-1)
+		return false, 0, errDecode("want an integer, got code 0x%02x at byte %d", c, d.at())
 	}
 	s, err := d.take(width)
 	if err != nil {
@@ -278,7 +276,7 @@ const (
 func decodeCommand(b []byte, c *Command) error {
 	ops := c.Ops[:0]
 	*c = Command{}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	n, err := d.mapLen()
 	if err != nil {
 		return err

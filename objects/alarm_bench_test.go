@@ -8,6 +8,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // BenchmarkAlarmMemory reports the Go heap of a Runtime whose group holds many pending
@@ -39,7 +40,7 @@ func BenchmarkAlarmMemory(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&before)
 				rt := NewRuntime(reg, alarmLocator{oneGroup{g}}, Options{AlarmPoll: time.Millisecond})
-				waitFor(b, "the first scan", func() bool { return !soon || rt.Stats().AlarmsLoaded > 0 })
+				testutil.WaitFor(b, waitLimit, "the first scan", func() bool { return !soon || rt.Stats().AlarmsLoaded > 0 })
 				time.Sleep(50 * time.Millisecond) // let the scan finish loading (benchmark only)
 				var after runtime.MemStats
 				runtime.GC()

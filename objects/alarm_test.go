@@ -11,6 +11,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // alarmLocator is oneGroup that also tells the runtime which groups it leads, so the
@@ -245,7 +246,7 @@ func (f *alarmFixture) firings(name string) []firing {
 func (f *alarmFixture) waitFired(name string, n int) []firing {
 	f.t.Helper()
 	id := objid.FromName("A", name)
-	waitFor(f.t, fmt.Sprintf("%d firings of %s", n, name), func() bool {
+	testutil.WaitFor(f.t, waitLimit, fmt.Sprintf("%d firings of %s", n, name), func() bool {
 		return len(f.firings(name)) >= n && !f.hasAlarm(id)
 	})
 	return f.firings(name)
@@ -336,7 +337,7 @@ func TestAlarms(t *testing.T) {
 		}},
 		{"retries with backoff and RetryCount", func(t *testing.T, f *alarmFixture) {
 			f.set("a", 10, "fail:3")
-			waitFor(t, "a retry", func() bool { return len(f.firings("a")) >= 2 })
+			testutil.WaitFor(t, waitLimit, "a retry", func() bool { return len(f.firings("a")) >= 2 })
 			if s := f.state("a"); len(s.Keys) != 1 || s.Keys[0] != "mode" || s.At == 0 {
 				t.Errorf("during retries: state %+v (reserved keys must be hidden, alarm set)", s)
 			}
@@ -406,7 +407,7 @@ func TestAlarms(t *testing.T) {
 		}},
 		{"setting a new alarm ends the retries", func(t *testing.T, f *alarmFixture) {
 			f.set("a", 0, "fail:1")
-			waitFor(t, "first failure", func() bool { return len(f.firings("a")) >= 1 })
+			testutil.WaitFor(t, waitLimit, "first failure", func() bool { return len(f.firings("a")) >= 1 })
 			at := f.set("a", 100, "")
 			got := f.waitFired("a", 2)
 			last := got[len(got)-1]
@@ -419,7 +420,7 @@ func TestAlarms(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := objid.FromName("N", "n")
-			waitFor(t, "the alarm to go", func() bool { return !f.hasAlarm(id) })
+			testutil.WaitFor(t, waitLimit, "the alarm to go", func() bool { return !f.hasAlarm(id) })
 		}},
 	}
 	for _, tt := range tests {
@@ -455,7 +456,7 @@ func TestAlarmAcrossLeaderChange(t *testing.T) {
 	f := newAlarmFixture(t, Options{AlarmRetryDelay: 100 * time.Millisecond})
 	f.set("retrying", 0, "fail:1")
 	id := objid.FromName("A", "retrying")
-	waitFor(t, "the first failure's retry to commit", func() bool {
+	testutil.WaitFor(t, waitLimit, "the first failure's retry to commit", func() bool {
 		var ok bool
 		_ = f.g.View(func(tx *fsm.Tx) error { _, ok = tx.Get(id[:], []byte(alarmRetryKey)); return nil })
 		return ok
@@ -491,7 +492,7 @@ func TestAlarmMemoryBound(t *testing.T) {
 		f.set(fmt.Sprintf("o%d", i), 20+5*i, "")
 	}
 	maxLoaded := 0
-	waitFor(t, "every alarm", func() bool {
+	testutil.WaitFor(t, waitLimit, "every alarm", func() bool {
 		maxLoaded = max(maxLoaded, f.rt.Stats().AlarmsLoaded)
 		return f.rt.Stats().AlarmsFired >= n
 	})

@@ -19,7 +19,7 @@
 // Arguments and results are msgpack on the wire (JSON when the request says so); struct
 // fields are named by their `json` tags in both.
 //
-// # Execution of one object (the write path, DESIGN.md steps 2–6)
+// # Execution of one object (the write path, steps 2–6 in ARCHITECTURE.md)
 //
 // Each object in memory has an executor: a goroutine that exists while the object has
 // calls queued or in flight. It takes calls one at a time, runs the handler, and turns the
@@ -49,7 +49,7 @@
 //     applied and every earlier one was removed.
 //  6. Generations. A generation is the time during which overlays build on each other. It
 //     begins with an empty pipeline, settled committed state and the group's current
-//     term, which every command of the generation carries to Group.Propose (a command is
+//     term, which every command of the generation carries to Group.Submit (a command is
 //     never appended in another term). It ends (hard reset) when a command fails, is
 //     rejected, is a duplicate, or skips the object's version, or when the term or group
 //     changes. Ending it drops the object and the overlays and answers every call still

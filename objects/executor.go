@@ -509,7 +509,7 @@ func (in *instance) propose(ev *event, w *layer, result []byte, now time.Time) e
 	// The generation's term goes with the command: if the term ended since the handler
 	// ran, the group refuses it rather than append it in a term where the commands it
 	// was built on may be lost (Group's Term rule).
-	e.prop = in.group.Propose(in.rt.ctx, in.term, cmd)
+	e.prop = in.group.Submit(in.rt.ctx, in.term, cmd)
 	e.done = e.prop.Done()
 	in.push(e)
 	return nil

@@ -13,7 +13,7 @@ import (
 //
 // The runtime's correctness rests on these contracts; an implementation must keep each.
 type Group interface {
-	// Propose submits cmd to the group's log for term and returns without waiting for the
+	// Submit submits cmd to the group's log for term and returns without waiting for the
 	// commit; the Proposal reports the outcome. The runtime builds each command on the
 	// writes of the commands it submitted before, so these rules are what keeps an
 	// object's committed state equal to what its handlers saw:
@@ -21,8 +21,8 @@ type Group interface {
 	//   - Term: cmd is submitted only if this node leads term (the term LeaderTerm
 	//     reported); otherwise the Proposal fails at once and cmd is never applied. A
 	//     command submitted for term T is appended in term T or never.
-	//   - Order: commands whose Propose calls are ordered by happens-before enter the log
-	//     in that order. The runtime calls Propose for one object from one goroutine, in
+	//   - Order: commands whose Submit calls are ordered by happens-before enter the log
+	//     in that order. The runtime calls Submit for one object from one goroutine, in
 	//     the order the calls ran, and the next call runs before this one commits.
 	//   - Prefix: of the commands submitted for one term, those ever applied form a prefix
 	//     of the submission order. Raft gives this for entries one leader appends in one
@@ -33,7 +33,7 @@ type Group interface {
 	// ctx bounds only the submission (waiting for room in the log's queue); the runtime
 	// passes a context that ends when the Runtime closes. Neither side modifies cmd after
 	// the call: its slices are shared with the runtime's view of in-flight writes.
-	Propose(ctx context.Context, term uint64, cmd *fsm.Command) Proposal
+	Submit(ctx context.Context, term uint64, cmd *fsm.Command) Proposal
 
 	// ReadIndex returns nil once this node has confirmed, after the call began, that it
 	// still leads the group, and has applied every entry committed before the call. An
@@ -53,7 +53,7 @@ type Group interface {
 	LeaderTerm() (term uint64, ok bool)
 }
 
-// Proposal is the outcome of one Propose.
+// Proposal is the outcome of one Submit.
 type Proposal interface {
 	// Done is closed once the outcome is known; Wait then returns it without blocking. It
 	// must be closed eventually: at the latest when the node loses leadership or stops.
@@ -70,7 +70,7 @@ type Proposal interface {
 }
 
 // Settled returns a Proposal whose outcome is known already: a Group that applies a
-// command before Propose returns, or refuses it at once, answers with one.
+// command before Submit returns, or refuses it at once, answers with one.
 func Settled(res *fsm.Result, err error) Proposal {
 	p := &settled{res: res, err: err, done: make(chan struct{})}
 	close(p.done)

@@ -30,7 +30,7 @@ var (
 	errTermOver = errors.New("refused: the proposal's term is over")
 )
 
-// memGroup is a one-node "Raft group": Propose appends to an in-memory log that a single
+// memGroup is a one-node "Raft group": Submit appends to an in-memory log that a single
 // applier goroutine applies, in order, through fsm.Store.Apply. It keeps Group's contracts:
 // order, prefix (a failure fails every pending command), and Wait returns after apply.
 type memGroup struct {
@@ -52,7 +52,7 @@ type memGroup struct {
 	reelect bool
 	// readGate, if set, blocks ReadIndex until it is closed.
 	readGate chan struct{}
-	// submitted counts every Propose, for tests that check what was proposed.
+	// submitted counts every Submit, for tests that check what was proposed.
 	submitted []*fsm.Command
 
 	done chan struct{}
@@ -115,7 +115,7 @@ func (g *memGroup) close() {
 	_ = g.store.Close()
 }
 
-func (g *memGroup) Propose(ctx context.Context, term uint64, cmd *fsm.Command) Proposal {
+func (g *memGroup) Submit(ctx context.Context, term uint64, cmd *fsm.Command) Proposal {
 	p := &memProposal{cmd: cmd, done: make(chan struct{})}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -346,18 +346,6 @@ func callReq[Out any](ctx context.Context, rt *Runtime, req Request, in any) (Ou
 	return out, nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // committed reads key of object from the group's committed state.
 func committed[V any](t testing.TB, g *memGroup, id objid.ID, key string) (V, bool) {
 	t.Helper()
@@ -432,7 +420,7 @@ type instantGroup struct {
 	version atomic.Uint64
 }
 
-func (g *instantGroup) Propose(_ context.Context, _ uint64, cmd *fsm.Command) Proposal {
+func (g *instantGroup) Submit(_ context.Context, _ uint64, cmd *fsm.Command) Proposal {
 	v := g.version.Add(1)
 	return Settled(&fsm.Result{Index: v, Version: v}, nil)
 }
@@ -443,3 +431,6 @@ func (g *instantGroup) LeaderTerm() (uint64, bool)           { return 1, true }
 type staticLocator struct{ g Group }
 
 func (l staticLocator) Locate(objid.ID) (Group, error) { return l.g, nil }
+
+// waitLimit bounds every wait for a state in this package's tests (testutil.WaitFor).
+const waitLimit = 10 * time.Second

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/objid"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // admitted returns the number of calls the object holds (queued, in flight, following).
@@ -75,14 +75,14 @@ func TestPipeliningAndOutputGate(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A's command submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A's command submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 10)
 	// B ran and proposed while A's command had not committed: pipelining.
-	waitFor(t, "B's command submitted behind A's", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B's command submitted behind A's", func() bool { return f.g.pendingCount() == 2 })
 	notAnswered(t, a, "A (command not applied)")
 	notAnswered(t, b, "B (command not applied)")
 	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 	notAnswered(t, r, "a read that saw uncommitted writes")
 
 	f.g.resume()
@@ -109,7 +109,7 @@ func TestReadWaitsForReadIndex(t *testing.T) {
 	f.g.readGate = gate
 	f.g.mu.Unlock()
 	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 2 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 2 })
 	notAnswered(t, r, "a read before ReadIndex")
 	close(gate)
 	if got := recv(t, r); got.err != nil || got.v != 3 {
@@ -122,115 +122,13 @@ func TestReadWaitsForReadIndex(t *testing.T) {
 	f.g.readGate = gate
 	f.g.mu.Unlock()
 	r = asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 	f.g.depose()
 	close(gate)
 	var nl *notLeaderError
 	if got := recv(t, r); !errors.As(got.err, &nl) || nl.hint != "node-2" {
 		t.Fatalf("read on a deposed leader = %+v, want the notLeaderError", got)
 	}
-}
-
-// A failed command fails itself with the group's error, every later in-flight call with
-// ErrInstanceReset, drops the instance, and leaves committed state as it was.
-func TestFailedCommandResetsInstance(t *testing.T) {
-	f := newFixture(t, Options{})
-	if _, err := f.add("x", 10); err != nil {
-		t.Fatal(err)
-	}
-	id := objid.FromName("T", "x")
-	v0 := version(t, f.g, id)
-
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
-	r := asyncCall[int](f.rt, f.req("x", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 4 })
-
-	f.g.failPending(errBoom)
-	if got := recv(t, a); !errors.Is(got.err, errBoom) {
-		t.Fatalf("A = %v, want the group's error", got.err)
-	}
-	for name, ch := range map[string]<-chan result[int]{"B": b, "read": r} {
-		if got := recv(t, ch); !errors.Is(got.err, ErrInstanceReset) {
-			t.Fatalf("%s = %+v, want ErrInstanceReset", name, got)
-		}
-	}
-	if v, _ := committed[int](t, f.g, id, "n"); v != 10 {
-		t.Fatalf("committed n = %d after failed commands, want 10", v)
-	}
-	if v := version(t, f.g, id); v != v0 {
-		t.Fatalf("version %d, want %d", v, v0)
-	}
-
-	f.g.resume()
-	if v, err := f.add("x", 1); err != nil || v != 11 {
-		t.Fatalf("Add after reset = %d, %v; want 11 (from committed state)", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2 (the reset dropped the instance)", n)
-	}
-	if local, err := callReq[int](context.Background(), f.rt, f.req("x", "Local"), nil); err != nil || local != 1 {
-		t.Fatalf("in-memory state after reset = %d, %v; want 1", local, err)
-	}
-	if s := f.rt.Stats(); s.Resets != 1 {
-		t.Fatalf("Stats.Resets = %d, want 1", s.Resets)
-	}
-}
-
-func TestLeadershipChanges(t *testing.T) {
-	f := newFixture(t, Options{})
-	if _, err := f.add("x", 1); err != nil {
-		t.Fatal(err)
-	}
-
-	// Not leader: the Locator's error, with its hint, unchanged.
-	f.g.depose()
-	var nl *notLeaderError
-	if _, err := f.add("x", 1); !errors.As(err, &nl) {
-		t.Fatalf("Add on a non-leader = %v, want the notLeaderError", err)
-	}
-
-	// Leader again in a later term: the instance is rebuilt from committed state.
-	f.g.elect()
-	if v, err := f.add("x", 1); err != nil || v != 2 {
-		t.Fatalf("Add after re-election = %d, %v; want 2", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
-	}
-
-	// A term change between two calls (nothing in flight) also resets.
-	f.g.depose()
-	f.g.elect()
-	if v, err := f.add("x", 1); err != nil || v != 3 {
-		t.Fatalf("Add = %d, %v; want 3", v, err)
-	}
-	if n := f.inits.Load(); n != 3 {
-		t.Fatalf("Init ran %d times, want 3", n)
-	}
-
-	// Deposed with commands in flight: they are lost, callers hear so, state stays.
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
-	f.g.depose()
-	if got := recv(t, a); !errors.As(got.err, &nl) {
-		t.Fatalf("A = %+v, want notLeaderError", got)
-	}
-	if got := recv(t, b); !errors.Is(got.err, ErrInstanceReset) {
-		t.Fatalf("B = %+v, want ErrInstanceReset", got)
-	}
-	f.g.elect()
-	f.g.resume()
-	if v, err := f.get("x"); err != nil || v != 3 {
-		t.Fatalf("Get = %d, %v; want 3", v, err)
-	}
-	f.checkNoOverlap()
 }
 
 func TestExactlyOnce(t *testing.T) {
@@ -254,9 +152,9 @@ func TestExactlyOnce(t *testing.T) {
 	f.g.pause()
 	req = withClient(f.req("x", "Add"), 2, 1)
 	a1 := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "attempt 1 submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "attempt 1 submitted", func() bool { return f.g.pendingCount() == 1 })
 	a2 := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "attempt 2 admitted", func() bool { return admitted(f.rt, id) == 2 })
+	testutil.WaitFor(t, waitLimit, "attempt 2 admitted", func() bool { return admitted(f.rt, id) == 2 })
 	f.g.resume()
 	r1, r2 := recv(t, a1), recv(t, a2)
 	if r1.err != nil || r2.err != nil || r1.v != 6 || r2.v != 6 {
@@ -287,9 +185,9 @@ func TestExactlyOnce(t *testing.T) {
 	ra := withClient(f.req("x", "Add"), 4, 1)
 	rb := withClient(f.req("x", "Add"), 5, 1)
 	a := asyncCall[int](f.rt, ra, 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "A submitted", func() bool { return f.g.pendingCount() == 1 })
 	b := asyncCall[int](f.rt, rb, 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "B submitted", func() bool { return f.g.pendingCount() == 2 })
 	f.g.failPending(errBoom)
 	if got := recv(t, a); !errors.Is(got.err, errBoom) {
 		t.Fatalf("A = %+v", got)
@@ -328,81 +226,6 @@ func TestReadOnlyCallsAreNotStored(t *testing.T) {
 	})
 	if found {
 		t.Fatal("a read-only call stored a dedup entry")
-	}
-}
-
-// If the log applies another attempt of the same request first, the runtime's command is
-// a duplicate: the caller gets the first result and the instance resets.
-func TestDuplicateInLogResets(t *testing.T) {
-	f := newFixture(t, Options{})
-	id := objid.FromName("T", "x")
-	req := withClient(f.req("x", "Add"), 7, 1)
-	f.g.pause()
-	a := asyncCall[int](f.rt, req, 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	first, _ := marshal(100)
-	f.g.insert(t, &fsm.Command{
-		Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: first}},
-		Client: req.Client[:], Seq: 1, Result: first, Time: time.Now().UnixNano(),
-	}, 0)
-	f.g.resume()
-	if got := recv(t, a); got.err != nil || got.v != 100 {
-		t.Fatalf("A = %+v, want the first attempt's result 100", got)
-	}
-	if v, err := f.add("x", 1); err != nil || v != 101 {
-		t.Fatalf("Add after the duplicate = %d, %v; want 101", v, err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
-	}
-
-	// A request that claims to be a first attempt is not looked up, and the state
-	// machine still refuses to apply it twice.
-	h := f.handled.Load()
-	lying := req
-	lying.FirstAttempt = true
-	if v, err := callReq[int](context.Background(), f.rt, lying, 1); err != nil || v != 100 {
-		t.Fatalf("a first attempt already applied = %d, %v; want the first result 100", v, err)
-	}
-	if f.handled.Load() == h {
-		t.Fatal("a first attempt was answered without running: it was looked up")
-	}
-	if v, err := f.add("x", 1); err != nil || v != 102 {
-		t.Fatalf("Add after = %d, %v; want 102: the lying attempt applied", v, err)
-	}
-}
-
-// A write to the object from outside the instance shows as a version skip: the instance
-// resets rather than go on with a wrong view.
-func TestForeignWriteDetected(t *testing.T) {
-	f := newFixture(t, Options{})
-	id := objid.FromName("T", "x")
-	if _, err := f.add("x", 1); err != nil {
-		t.Fatal(err)
-	}
-	f.g.pause()
-	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "A submitted", func() bool { return f.g.pendingCount() == 1 })
-	v, _ := marshal(50)
-	f.g.insert(t, &fsm.Command{Object: id[:], Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte("n"), Value: v}}}, -1)
-	b := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "B submitted", func() bool { return f.g.pendingCount() == 3 })
-	f.g.resume()
-	if got := recv(t, a); got.err != nil || got.v != 2 {
-		t.Fatalf("A = %+v, want 2", got)
-	}
-	if got := recv(t, b); !errors.Is(got.err, ErrInstanceReset) {
-		t.Fatalf("B = %+v, want ErrInstanceReset (version skipped)", got)
-	}
-	if n := f.inits.Load(); n != 1 {
-		// Init runs lazily on the next call.
-		t.Fatalf("Init ran %d times before the next call, want 1", n)
-	}
-	if _, err := f.get("x"); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.inits.Load(); n != 2 {
-		t.Fatalf("Init ran %d times, want 2", n)
 	}
 }
 
@@ -595,7 +418,7 @@ func TestInitWritesCommitFirst(t *testing.T) {
 	f.initWrite.Store(true)
 	f.g.pause()
 	a := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "Init's and Add's commands submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "Init's and Add's commands submitted", func() bool { return f.g.pendingCount() == 2 })
 	f.g.mu.Lock()
 	first, second := f.g.submitted[0], f.g.submitted[1]
 	f.g.mu.Unlock()
@@ -624,12 +447,12 @@ func TestOverload(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
 	var queued []<-chan result[int]
 	for i := 0; i < 3; i++ {
 		queued = append(queued, asyncCall[int](f.rt, f.req("x", "Add"), 1))
 	}
-	waitFor(t, "4 calls admitted", func() bool { return admitted(f.rt, id) == 4 })
+	testutil.WaitFor(t, waitLimit, "4 calls admitted", func() bool { return admitted(f.rt, id) == 4 })
 	if _, err := f.add("x", 1); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("5th call = %v, want ErrOverloaded", err)
 	}
@@ -667,7 +490,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 1 })
 
 	// Cancelled while queued: the caller returns at once and the call never runs.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -676,7 +499,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1)
 		done <- err
 	}()
-	waitFor(t, "the Add is queued", func() bool { return admitted(f.rt, id) == 2 })
+	testutil.WaitFor(t, waitLimit, "the Add is queued", func() bool { return admitted(f.rt, id) == 2 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call = %v, want context.Canceled", err)
@@ -697,7 +520,7 @@ func TestContextCancellation(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1)
 		done <- err
 	}()
-	waitFor(t, "the Add is submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "the Add is submitted", func() bool { return f.g.pendingCount() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call = %v, want context.Canceled", err)
@@ -707,7 +530,7 @@ func TestContextCancellation(t *testing.T) {
 	if got := recv(t, b); got.err != nil || got.v != 2 {
 		t.Fatalf("next Add = %+v, want 2", got)
 	}
-	waitFor(t, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
+	testutil.WaitFor(t, waitLimit, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
 }
 
 func TestEviction(t *testing.T) {
@@ -720,8 +543,8 @@ func TestEviction(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "executors to exit", func() bool { return f.rt.Stats().Executing == 0 })
-		waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+5 })
+		testutil.WaitFor(t, waitLimit, "executors to exit", func() bool { return f.rt.Stats().Executing == 0 })
+		testutil.WaitFor(t, waitLimit, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+5 })
 		if s := f.rt.Stats(); s.Instances != n {
 			t.Fatalf("Instances = %d, want %d", s.Instances, n)
 		}
@@ -734,7 +557,7 @@ func TestEviction(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "eviction", func() bool { return f.rt.Stats().Instances == 0 })
+		testutil.WaitFor(t, waitLimit, "eviction", func() bool { return f.rt.Stats().Instances == 0 })
 		if s := f.rt.Stats(); s.Evictions != n {
 			t.Fatalf("Evictions = %d, want %d", s.Evictions, n)
 		}
@@ -755,7 +578,7 @@ func TestClose(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.g.pause()
 	w := asyncCall[int](f.rt, f.req("w", "Add"), 1)
-	waitFor(t, "W submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "W submitted", func() bool { return f.g.pendingCount() == 1 })
 
 	release := make(chan struct{})
 	f.fn("block", func(ctx *Context) (any, error) {
@@ -767,21 +590,21 @@ func TestClose(t *testing.T) {
 		_, err := f.do("x", "block")
 		blocked <- err
 	}()
-	waitFor(t, "the blocking handler runs", func() bool { return f.handled.Load() == 2 })
+	testutil.WaitFor(t, waitLimit, "the blocking handler runs", func() bool { return f.handled.Load() == 2 })
 	q := asyncCall[int](f.rt, f.req("x", "Add"), 1)
-	waitFor(t, "the Add is queued", func() bool { return admitted(f.rt, objid.FromName("T", "x")) == 2 })
+	testutil.WaitFor(t, waitLimit, "the Add is queued", func() bool { return admitted(f.rt, objid.FromName("T", "x")) == 2 })
 	f.g.mu.Lock()
 	f.g.readGate = make(chan struct{})
 	f.g.mu.Unlock()
 	read := asyncCall[int](f.rt, f.req("z", "Get"), nil)
-	waitFor(t, "the read ran", func() bool { return f.handled.Load() == 3 })
+	testutil.WaitFor(t, waitLimit, "the read ran", func() bool { return f.handled.Load() == 3 })
 
 	closed := make(chan struct{})
 	go func() {
 		f.rt.Close()
 		close(closed)
 	}()
-	waitFor(t, "Close to start", func() bool {
+	testutil.WaitFor(t, waitLimit, "Close to start", func() bool {
 		_, err := callReq[int](context.Background(), f.rt, f.req("y", "Local"), nil)
 		return errors.Is(err, ErrClosed)
 	})
@@ -870,12 +693,12 @@ func TestCallerLeavingHandsOverTheExecutor(t *testing.T) {
 		_, err := callReq[int](ctx, f.rt, f.req("x", "Add"), 1) // finds x idle: runs its executor
 		done <- err
 	}()
-	waitFor(t, "the first Add is submitted", func() bool { return f.g.pendingCount() == 1 })
+	testutil.WaitFor(t, waitLimit, "the first Add is submitted", func() bool { return f.g.pendingCount() == 1 })
 	// The next two run on the first caller's goroutine, pipelined behind its command.
 	b := asyncCall[int](f.rt, f.req("x", "Add"), 10)
-	waitFor(t, "the second Add is submitted", func() bool { return f.g.pendingCount() == 2 })
+	testutil.WaitFor(t, waitLimit, "the second Add is submitted", func() bool { return f.g.pendingCount() == 2 })
 	c := asyncCall[int](f.rt, f.req("x", "Add"), 100)
-	waitFor(t, "the third Add is submitted", func() bool { return f.g.pendingCount() == 3 })
+	testutil.WaitFor(t, waitLimit, "the third Add is submitted", func() bool { return f.g.pendingCount() == 3 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the leaving caller got %v, want context.Canceled", err)
@@ -891,6 +714,6 @@ func TestCallerLeavingHandsOverTheExecutor(t *testing.T) {
 			t.Fatalf("Add = %+v, want %d", got, want.v)
 		}
 	}
-	waitFor(t, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
+	testutil.WaitFor(t, waitLimit, "the object to go idle", func() bool { return admitted(f.rt, id) == 0 })
 	f.checkNoOverlap()
 }

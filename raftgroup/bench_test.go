@@ -16,9 +16,9 @@ import (
 
 func withSync() clusterOpt { return func(c *Config) { c.NoSync = false; c.Timing = Timing{} } }
 
-// benchPropose measures commits/s of 1 KiB single-object commands on a 3-node in-process
-// cluster with fsync on, from b.N proposals spread over the given groups by parallel callers.
-func benchPropose(b *testing.B, groups []uint64, callers int) {
+// benchCommit measures commits/s of 1 KiB single-object commands on a 3-node in-process
+// cluster with fsync on, from b.N calls of Group.Commit spread over the given groups by parallel callers.
+func benchCommit(b *testing.B, groups []uint64, callers int) {
 	c := newCluster(b, 3, withGroups(16), withSync())
 	c.waitAllLeaders()
 	var mu sync.Mutex
@@ -46,7 +46,7 @@ func benchPropose(b *testing.B, groups []uint64, callers int) {
 			gid := groups[int(i)%len(groups)]
 			cmd := &fsm.Command{Object: obj, Ops: []fsm.Op{{Kind: fsm.OpPut, Key: []byte(fmt.Sprint(i)), Value: value}}, Time: time.Now().UnixNano()}
 			for {
-				_, err := leaderOf(gid, false).Propose(context.Background(), cmd)
+				_, err := leaderOf(gid, false).Commit(context.Background(), cmd)
 				if err == nil {
 					break
 				}
@@ -78,22 +78,22 @@ func stateModes(b *testing.B, fn func(b *testing.B)) {
 }
 
 // Baseline figures for the performance work: one group versus all 16 at once.
-func BenchmarkProposeOneGroup(b *testing.B) {
+func BenchmarkCommitOneGroup(b *testing.B) {
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			stateModes(b, func(b *testing.B) { benchPropose(b, []uint64{1}, callers) })
+			stateModes(b, func(b *testing.B) { benchCommit(b, []uint64{1}, callers) })
 		})
 	}
 }
 
-func BenchmarkProposeAllGroups(b *testing.B) {
+func BenchmarkCommitAllGroups(b *testing.B) {
 	all := make([]uint64, 16)
 	for i := range all {
 		all[i] = uint64(i + 1)
 	}
 	for _, callers := range []int{16, 128} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			stateModes(b, func(b *testing.B) { benchPropose(b, all, callers) })
+			stateModes(b, func(b *testing.B) { benchCommit(b, all, callers) })
 		})
 	}
 }

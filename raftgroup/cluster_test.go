@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -102,7 +103,7 @@ func (c *testCluster) restart(i int) {
 	c.stop(i)
 	var m *transport.Mux
 	var err error
-	waitFor(c.t, 10*time.Second, "listen again", func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, "listen again", func() bool {
 		m, err = transport.Listen(c.cfgs[i].self().Addr, transport.Options{})
 		return err == nil
 	})
@@ -118,7 +119,7 @@ func (c *testCluster) restart(i int) {
 func (c *testCluster) leader(gid uint64) int {
 	c.t.Helper()
 	idx := -1
-	waitFor(c.t, 15*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
+	testutil.WaitFor(c.t, 15*time.Second, fmt.Sprintf("a serving leader of group %d", gid), func() bool {
 		for i, n := range c.nodes {
 			if n == nil || n.Group(gid) == nil {
 				continue
@@ -140,18 +141,6 @@ func (c *testCluster) waitAllLeaders() {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func randomID() []byte {
 	id := make([]byte, fsm.IDLen)
 	rand.Read(id)
@@ -169,9 +158,9 @@ func put(obj []byte, kv ...string) *fsm.Command {
 var testClient = func() []byte { b := make([]byte, 16); rand.Read(b); return b }()
 var testSeq atomic.Uint64
 
-// propose sends cmd to whichever node serves gid, retrying on NotLeader and on unknown
+// commit sends cmd to whichever node serves gid, retrying on NotLeader and on unknown
 // outcomes; the command carries a request ID, so a retry is applied at most once.
-func (c *testCluster) propose(gid uint64, cmd *fsm.Command) *fsm.Result {
+func (c *testCluster) commit(gid uint64, cmd *fsm.Command) *fsm.Result {
 	c.t.Helper()
 	if cmd.Client == nil {
 		cmd.Client, cmd.Seq = testClient, testSeq.Add(1)
@@ -180,14 +169,14 @@ func (c *testCluster) propose(gid uint64, cmd *fsm.Command) *fsm.Result {
 	for {
 		g := c.nodes[c.leader(gid)].Group(gid)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := g.Propose(ctx, cmd)
+		res, err := g.Commit(ctx, cmd)
 		cancel()
 		if err == nil {
 			return res
 		}
 		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome)
 		if !retry || time.Now().After(deadline) {
-			c.t.Fatalf("propose to group %d: %v", gid, err)
+			c.t.Fatalf("commit to group %d: %v", gid, err)
 		}
 	}
 }
@@ -204,4 +193,14 @@ func get(t testing.TB, g *Group, obj []byte, key string) (string, bool) {
 		t.Fatal(err)
 	}
 	return v, ok
+}
+
+// isDone reports whether c is closed.
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -67,7 +67,7 @@ func FormatPeers(peers []Peer) string {
 
 // Timing holds the Raft timers of every group. hashicorp/raft's defaults are tuned for one
 // group per process; with tens of groups per node the per-group fixed costs dominate idle
-// CPU: heartbeats (coalesced into one round per peer node, see beat.go) and an
+// CPU: heartbeats (coalesced into one round per peer node, see internal/link/beats.go) and an
 // AppendEntries per follower every CommitTimeout even when idle, only to carry the commit
 // index. So duro stretches CommitTimeout and keeps the election timers near the defaults,
 // which bound failover time.
@@ -79,7 +79,7 @@ type Timing struct {
 	// leads (raft.ReloadConfig); followers and candidates run with HeartbeatTimeout.
 	// A leader's raft uses it only to pace its heartbeat goroutines (one per follower,
 	// every tenth to fifth of it) and to cap their retry back-off. Those goroutines are
-	// driven by the node's round ticks instead (beat.go: every HeartbeatTimeout/3 a leader
+	// driven by the node's round ticks instead (internal/link: every HeartbeatTimeout/3 a leader
 	// asks its raft for heartbeats), so raft's own timer, stretched past the tick, is only
 	// the fallback; followers hear from the leader through the coalesced rounds, so
 	// stretching it leaves failover alone. Should the ticks stop, raft's timer must still

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -143,10 +144,10 @@ func newProxiedCluster(t *testing.T, n, groups int, opts ...clusterOpt) (*testCl
 func TestDialAddrsRouteRaftTraffic(t *testing.T) {
 	c, proxies, peers := newProxiedCluster(t, 3, 3)
 	c.waitAllLeaders()
-	c.propose(1, put(randomID(), "k", "v"))
+	c.commit(1, put(randomID(), "k", "v"))
 	// Once leadership is balanced every node leads a group, so every directed link carries
 	// appends.
-	waitFor(t, 30*time.Second, "a connection on every link", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a connection on every link", func() bool {
 		for _, p := range proxies {
 			if p.conns.Load() == 0 {
 				return false

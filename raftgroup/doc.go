@@ -7,7 +7,7 @@
 //     node bootstraps its own replicas with the same configurations without talking first,
 //     and a restart with existing raft state never bootstraps again. The data dir records
 //     its node and cluster (duro-node.json) and refuses to open for another.
-//   - A replica serves (Propose, Submit, ReadIndex) only as leader and only after a Barrier
+//   - A replica serves (Commit, Submit, ReadIndex) only as leader and only after a Barrier
 //     committed in its current term, so its state includes every entry acknowledged by an
 //     earlier leader. LeaderTerm reports that state; any loss of leadership ends it.
 //   - ReadIndex: commit index read after the call began, leadership confirmed by a quorum
@@ -20,13 +20,14 @@
 //     ErrUnknownOutcome (maybe; retry with the same request ID).
 //   - Leadership is spread by handing each group to its preferred replica (Plan) once that
 //     replica answers heartbeats; never to a node whose heartbeats are failing.
-//   - Heartbeats travel as one round per pair of nodes for all groups (beat.go). Raft's own
+//   - Heartbeats travel as one round per pair of nodes for all groups, and appends of all
+//     groups on one connection per pair (the node's link, internal/link). Raft's own
 //     heartbeat calls may be answered from a round at most half a heartbeat timeout old;
 //     a read's leadership check never is: it waits for rounds that start after it.
 //   - A leader's log appends return before their fsync (logstore.SetAsyncAppends). Nothing
 //     depends on an entry before it is durable locally: the state machine applies it only
-//     then (groupFSM), and the commit index sent to followers never passes the durable
-//     index (beatTransport), so whatever anyone observes is durable on a majority.
+//     then, and the commit index sent to followers never passes the durable index, so
+//     whatever anyone observes is durable on a majority (durable_commit.go).
 //   - Submit's commands enter the log in submission order, several to an entry when they
 //     queue behind the group's one entry in flight (propose.go); each is applied, refused
 //     and answered on its own, as if it had an entry of its own.

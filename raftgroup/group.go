@@ -20,7 +20,7 @@ const defaultApplyTimeout = 30 * time.Second
 // Group is this node's replica of one Raft group: the raft instance, its state machine and
 // the leadership state that decides whether it may serve.
 //
-// A replica serves (Propose, ReadIndex) only while it is the leader AND has committed a
+// A replica serves (Commit, Submit, ReadIndex) only while it is the leader AND has committed a
 // Barrier in its current term: before that, its commit index may lag entries of earlier
 // terms and its state machine may not reflect everything acknowledged by a previous leader.
 type Group struct {
@@ -93,13 +93,15 @@ func (g *Group) notLeader() error {
 	return &NotLeaderError{Group: g.id, LeaderID: id, LeaderAddr: addr}
 }
 
-// Propose replicates cmd through the group and returns once it has committed on a quorum
-// and been applied to this replica's state machine.
+// Commit replicates cmd through the group as a log entry of its own and returns once it
+// has committed on a quorum and been applied to this replica's state machine. It blocks
+// its caller for the whole round and shares no entry with other commands: meant for rare
+// writes (the cluster record) and tests. The runtime's commands go through Submit.
 //
 // Errors: *NotLeaderError (nothing was appended; retry at the leader), ErrUnknownOutcome
 // (the command may or may not commit; retry with the same request ID), a wrapped
 // fsm.ErrBadCommand (rejected deterministically, nothing applied), ErrClosed.
-func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
+func (g *Group) Commit(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	if _, ok := g.LeaderTerm(); !ok {
 		return nil, g.notLeader()
 	}
@@ -127,7 +129,7 @@ func (g *Group) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, err
 }
 
 // Submit hands cmd to raft if this replica still serves term, and returns without waiting
-// for the commit; the Pending reports the outcome as Propose does, except that a command
+// for the commit; the Pending reports the outcome as Commit does, except that a command
 // the state machine rejected returns (res, nil) with res.Err set. Commands submitted one
 // after another enter the log in submission order, which is what lets a caller pipeline
 // the commands of one object. Commands submitted together may share one log entry (see
@@ -260,7 +262,7 @@ func (g *Group) readRound() error {
 // the reads of every group this node leads share them).
 func (g *Group) confirmLeader(term uint64) bool {
 	need := (len(g.peers) + 1) / 2 // a majority of the replicas, minus this one
-	return g.node.beats.confirm(g.id, term, g.peers, need, g.stop) >= need
+	return g.node.link.Confirm(g.id, term, g.peers, need, g.stop) >= need
 }
 
 // waitApplied returns once the state machine reflects every entry up to index.
@@ -356,14 +358,14 @@ func (g *Group) leaderTiming(leader bool) {
 		g.log.Warn("cannot set raft's heartbeat timeout", "leader", leader, "err", err)
 	}
 	if leader {
-		g.node.beats.setPump(g.id, g.pump)
+		g.node.link.SetPump(g.id, g.pump)
 	} else {
-		g.node.beats.setPump(g.id, nil)
+		g.node.link.SetPump(g.id, nil)
 	}
 }
 
 // pumpHeartbeats asks raft for heartbeats each time the node's round ticker says so,
-// while this group leads (beat.go says why). VerifyLeader is used only for that side
+// while this group leads (internal/link/beats.go says why). VerifyLeader is used only for that side
 // effect: its answer, which the node's cached round acks may give, is not a read
 // guarantee (ReadIndex confirms leadership itself), so nobody waits for it. It blocks only
 // if raft's main loop stops taking requests, and returns once raft shuts down.

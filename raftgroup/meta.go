@@ -65,7 +65,7 @@ func (n *Node) recordCluster(ctx context.Context, g *Group) error {
 	if err != nil {
 		return err
 	}
-	_, err = g.Propose(ctx, &fsm.Command{
+	_, err = g.Commit(ctx, &fsm.Command{
 		Object: metaObject,
 		Ops: []fsm.Op{
 			{Kind: fsm.OpPut, Key: []byte(metaKeyCluster), Value: rec},

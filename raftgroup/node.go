@@ -17,6 +17,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/hclogslog"
+	"github.com/duro-db/duro/internal/link"
 	"github.com/duro-db/duro/internal/logstore"
 	"github.com/duro-db/duro/internal/vfs"
 	"github.com/duro-db/duro/transport"
@@ -33,8 +34,7 @@ type Node struct {
 	placement Placement
 	mux       *transport.Mux
 	logs      *logstore.Store
-	beats     *beats
-	appender  *appender
+	link      nodeLink
 	slots     entrySlots
 	log       *slog.Logger
 
@@ -45,6 +45,24 @@ type Node struct {
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      sync.WaitGroup
+}
+
+// nodeLink is what a node uses of its link to the other nodes (internal/link.Link), which
+// carries every group's heartbeats and appends between two nodes on shared connections.
+type nodeLink interface {
+	// Transport returns group gid's raft transport: nt for votes, snapshots and
+	// TimeoutNow, the link for heartbeats and appends. stop is the group's shutdown.
+	Transport(nt *raft.NetworkTransport, gid uint64, stop <-chan struct{}) *link.Transport
+	// Confirm counts the peers that accept this node as gid's leader in term, in rounds
+	// that start after the call; it returns once need have.
+	Confirm(gid, term uint64, peers []string, need int, stop <-chan struct{}) int
+	// SetPump sets (nil: removes) the channel that asks a group this node leads for
+	// heartbeats at each tick of the rounds.
+	SetPump(gid uint64, ch chan<- struct{})
+	// Forget removes a group that stopped or never started.
+	Forget(gid uint64)
+	Stats() link.Stats
+	Close()
 }
 
 // Start opens (or creates) the node's data dir, starts a replica of every group placed on
@@ -78,8 +96,20 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
-	n.beats = newBeats(n)
-	n.appender = newAppender(n)
+	n.link = link.New(link.Config{
+		ID:                     cfg.ID,
+		Advertise:              mux.Advertise().String(),
+		HeartbeatTimeout:       cfg.Timing.HeartbeatTimeout,
+		LeaderHeartbeatTimeout: cfg.Timing.LeaderHeartbeatTimeout,
+		Resolve: func(id string) (string, error) {
+			a, err := dialAddrs{n}.ServerAddr(raft.ServerID(id))
+			return string(a), err
+		},
+		Beats:   mux.BeatListener(),
+		Appends: mux.AppendListener(),
+		OnRound: cfg.Metrics.HeartbeatRound,
+		Logger:  n.log,
+	})
 	ids := make([]uint64, 0, len(n.placement.Replicas))
 	for gid := range n.placement.Replicas {
 		if n.placement.Hosts(cfg.ID, gid) {
@@ -158,14 +188,18 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 	}
 
 	stop := make(chan struct{})
-	trans := newBeatTransport(transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n}),
-		n.beats, n.appender, gid, logs, stop)
+	// The link carries the group's heartbeats and appends; the commit index it sends
+	// stops at this node's durable log (durable_commit.go).
+	trans := durableCommitTransport{
+		Transport: n.link.Transport(transport.NewRaftTransportVia(n.mux.RaftLayer(gid), 3, 10*time.Second, hlog, dialAddrs{n}), gid, stop),
+		logs:      logs,
+	}
 	// Raft reads every entry back soon after storing it: followers to apply what
 	// committed, leaders to replicate. The cache answers those reads from memory
 	// (measured: 6% of a loaded node's CPU went to bbolt read transactions for them).
 	abandon := func() {
 		close(stop) // ends the transport's forwarder and any delivery in progress
-		n.appender.setConsumer(gid, nil, nil)
+		n.link.Forget(gid)
 		trans.Close()
 		state.Close()
 	}
@@ -179,8 +213,8 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		abandon()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	// A leader's appends return before their fsync; see groupFSM for why that is safe.
-	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
+	// A leader's appends return before their fsync; durable_commit.go says why that is safe.
+	appendBeforeFsyncWhileLeading(logs, r)
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, pump: make(chan struct{}, 1), stop: stop}
 	for _, id := range n.placement.Replicas[gid] {
@@ -237,8 +271,7 @@ func (g *Group) shutdown() {
 		g.log.Warn("raft shutdown", "err", err)
 	}
 	g.done.Wait()
-	g.node.beats.setHandler(g.id, nil)
-	g.node.beats.setPump(g.id, nil)
+	g.node.link.Forget(g.id)
 	if c, ok := g.trans.(interface{ Close() error }); ok {
 		c.Close()
 	}
@@ -421,11 +454,8 @@ func (n *Node) Close() error {
 			go func() { defer wg.Done(); g.shutdown() }()
 		}
 		wg.Wait()
-		if n.beats != nil {
-			n.beats.close()
-		}
-		if n.appender != nil {
-			n.appender.close()
+		if n.link != nil {
+			n.link.Close()
 		}
 		if n.logs != nil {
 			if err := n.logs.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Must show 1: clusters bootstrap, every group elects a leader, and leadership settles
@@ -21,7 +22,7 @@ func TestBootstrapAndBalance(t *testing.T) {
 			c := newCluster(t, tc.nodes, withGroups(tc.groups))
 			c.waitAllLeaders()
 			limit := (tc.groups+tc.nodes-1)/tc.nodes + 1
-			waitFor(t, 30*time.Second, fmt.Sprintf("every node to lead at most %d groups", limit), func() bool {
+			testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("every node to lead at most %d groups", limit), func() bool {
 				total := 0
 				for _, n := range c.nodes {
 					l := len(n.Leading())
@@ -48,7 +49,7 @@ func TestBootstrapAndBalance(t *testing.T) {
 				}
 			}
 			// The meta group recorded the cluster.
-			waitFor(t, 10*time.Second, "cluster record on every node", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "cluster record on every node", func() bool {
 				for _, n := range c.nodes {
 					rec, ok, err := n.ClusterRecord()
 					if err != nil || !ok || rec.ClusterID != n.Placement().ClusterID || len(rec.Members) != tc.nodes {
@@ -72,13 +73,13 @@ func TestReplicatedAtomicWrites(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		kv = append(kv, fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i))
 	}
-	res := c.propose(gid, put(obj, kv...))
+	res := c.commit(gid, put(obj, kv...))
 	if res.Version != 1 {
 		t.Fatalf("version %d, want 1", res.Version)
 	}
 	for _, n := range c.nodes {
 		g := n.Group(gid)
-		waitFor(t, 5*time.Second, n.ID()+" to apply", func() bool { return g.CaughtUp(res.Index) })
+		testutil.WaitFor(t, 5*time.Second, n.ID()+" to apply", func() bool { return g.CaughtUp(res.Index) })
 		for i := 0; i < 100; i++ {
 			if v, ok := get(t, g, obj, fmt.Sprintf("k%03d", i)); !ok || v != fmt.Sprintf("v%d", i) {
 				t.Fatalf("%s: k%03d = %q,%v", n.ID(), i, v, ok)
@@ -91,7 +92,7 @@ func TestReplicatedAtomicWrites(t *testing.T) {
 	bad := put(obj2, kv...)
 	bad.Ops[99].Key = nil
 	g := c.nodes[c.leader(gid)].Group(gid)
-	if _, err := g.Propose(context.Background(), bad); !errors.Is(err, fsm.ErrBadCommand) {
+	if _, err := g.Commit(context.Background(), bad); !errors.Is(err, fsm.ErrBadCommand) {
 		t.Fatalf("invalid command: err %v, want ErrBadCommand", err)
 	}
 	for _, n := range c.nodes {
@@ -112,13 +113,13 @@ func TestNotLeaderError(t *testing.T) {
 		if i == li {
 			continue
 		}
-		_, err := n.Group(gid).Propose(context.Background(), put(randomID(), "k", "v"))
+		_, err := n.Group(gid).Commit(context.Background(), put(randomID(), "k", "v"))
 		var nle *NotLeaderError
 		if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("%s: err %v, want *NotLeaderError", n.ID(), err)
 		}
-		waitFor(t, 5*time.Second, "leader hint", func() bool {
-			_, err = n.Group(gid).Propose(context.Background(), put(randomID(), "k", "v"))
+		testutil.WaitFor(t, 5*time.Second, "leader hint", func() bool {
+			_, err = n.Group(gid).Commit(context.Background(), put(randomID(), "k", "v"))
 			return errors.As(err, &nle) && nle.LeaderAddr != ""
 		})
 		if nle.LeaderID != c.nodes[li].ID() || nle.LeaderAddr != c.cfgs[li].self().Addr {
@@ -137,7 +138,7 @@ func TestReadIndexSeesAcknowledgedWrites(t *testing.T) {
 	const gid = 3
 	obj := randomID()
 	for i := 0; i < 50; i++ {
-		c.propose(gid, put(obj, "k", fmt.Sprint(i)))
+		c.commit(gid, put(obj, "k", fmt.Sprint(i)))
 		g := c.nodes[c.leader(gid)].Group(gid)
 		if err := g.ReadIndex(context.Background()); err != nil {
 			t.Fatal(err)
@@ -163,7 +164,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	objs := [][]byte{randomID(), randomID(), randomID()}
 	for i := 0; i < 300; i++ {
 		gid := uint64(1 + i%4)
-		c.propose(gid, put(objs[i%3], fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
+		c.commit(gid, put(objs[i%3], fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
 	}
 	// Force a snapshot everywhere so the entries the down node lacks are gone from the logs.
 	for i, n := range c.nodes {
@@ -187,7 +188,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	for gid := uint64(0); gid <= 4; gid++ {
 		lead := c.nodes[c.leader(gid)].Group(gid)
 		want := lead.raft.CommitIndex()
-		waitFor(t, 20*time.Second, fmt.Sprintf("group %d to converge", gid), func() bool {
+		testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("group %d to converge", gid), func() bool {
 			var ref []byte
 			for _, n := range c.nodes {
 				h, _, err := n.Group(gid).State().Hash()
@@ -221,7 +222,7 @@ func TestRestartAllInProcess(t *testing.T) {
 	obj := randomID()
 	const gid = 1
 	for i := 0; i < 40; i++ {
-		c.propose(gid, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(gid, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	for i := range c.nodes {
 		c.stop(i)
@@ -334,7 +335,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 	c.waitAllLeaders()
 	obj := randomID()
 	for i := 0; i < 60; i++ {
-		c.propose(1, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(1, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	for _, n := range c.nodes {
 		if err := n.Group(1).Raft().Snapshot().Error(); err != nil {
@@ -342,7 +343,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 		}
 	}
 	for i := 60; i < 70; i++ { // some entries after the snapshot, to be replayed from the log
-		c.propose(1, put(obj, fmt.Sprintf("k%d", i), "v"))
+		c.commit(1, put(obj, fmt.Sprintf("k%d", i), "v"))
 	}
 	victim := 2
 	dir := filepath.Join(c.cfgs[victim].DataDir, "groups", "1")
@@ -357,7 +358,7 @@ func TestStateRebuiltAfterMachineCrash(t *testing.T) {
 	c.restart(victim)
 	lead := c.nodes[c.leader(1)].Group(1)
 	want := lead.raft.CommitIndex()
-	waitFor(t, 20*time.Second, "the rebuilt replica to match the others", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the rebuilt replica to match the others", func() bool {
 		var ref []byte
 		for _, n := range c.nodes {
 			h, _, err := n.Group(1).State().Hash()

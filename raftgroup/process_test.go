@@ -26,6 +26,7 @@ import (
 
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/ports"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -78,7 +79,7 @@ func runChild(spec string) {
 		cmd := put(obj, r.FormValue("key"), r.FormValue("val"))
 		cmd.Client, _ = hex.DecodeString(r.FormValue("client"))
 		cmd.Seq, _ = strconv.ParseUint(r.FormValue("seq"), 10, 64)
-		res, err := g.Propose(ctx, cmd)
+		res, err := g.Commit(ctx, cmd)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -259,7 +260,7 @@ func (pc *procCluster) findLeader(gid uint64) (int, bool) {
 func (pc *procCluster) leaderOf(gid uint64) int {
 	pc.t.Helper()
 	idx := -1
-	waitFor(pc.t, 30*time.Second, fmt.Sprintf("leader of group %d", gid), func() bool {
+	testutil.WaitFor(pc.t, 30*time.Second, fmt.Sprintf("leader of group %d", gid), func() bool {
 		var ok bool
 		idx, ok = pc.findLeader(gid)
 		return ok
@@ -285,7 +286,7 @@ func (pc *procCluster) write(gid uint64, obj []byte, key string) (acked bool, er
 func (pc *procCluster) read(gid uint64, obj []byte) objectDump {
 	pc.t.Helper()
 	var out objectDump
-	waitFor(pc.t, 30*time.Second, "a linearizable read", func() bool {
+	testutil.WaitFor(pc.t, 30*time.Second, "a linearizable read", func() bool {
 		_, err := pc.call(pc.leaderOf(gid), fmt.Sprintf("/read?group=%d&obj=%x", gid, obj), &out)
 		return err == nil
 	})
@@ -339,7 +340,7 @@ func TestKillLeaderProcess(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); writer("b", 100) }()
-	waitFor(t, 10*time.Second, "writes to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 120 })
+	testutil.WaitFor(t, 10*time.Second, "writes to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) > 120 })
 	pc.kill(victim)
 	wg.Wait()
 	if stuck.Load() {
@@ -400,7 +401,7 @@ func TestKillAllProcessesAndRestart(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 20*time.Second, "writes to flow", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "writes to flow", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, a := range acked {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Commands submitted together share log entries, and each is still applied and answered
@@ -77,7 +78,7 @@ func TestSubmitBatchesAndAnswersEachCommand(t *testing.T) {
 	}
 	t.Logf("%d commands in %d entries", objects*chain, len(shared))
 
-	waitFor(t, 10*time.Second, "followers to apply everything", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "followers to apply everything", func() bool {
 		for _, n := range c.nodes {
 			if !n.Group(gid).CaughtUp(g.Raft().CommitIndex()) {
 				return false
@@ -286,7 +287,7 @@ func TestEntrySlotsAreSharedAndReturned(t *testing.T) {
 		n += len(e)
 	}
 	t.Logf("%d commands in %d entries", groups*callers*chain, n)
-	waitFor(t, 5*time.Second, "every node's slot to be free", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every node's slot to be free", func() bool {
 		for _, node := range c.nodes {
 			node.slots.mu.Lock()
 			free, waiting := node.slots.free, len(node.slots.waiting)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measure duro against a 3-member etcd cluster on this machine, back to back, and print
-# the ratios for the targets of issue 7.
+# the ratios, each beside duro's goal for it (README.md, "Performance, measured against
+# etcd").
 #
 #   scripts/bench-vs-etcd.sh
 #

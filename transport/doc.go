@@ -1,13 +1,14 @@
 // Package transport is a duro node's single TCP listener: it carries the Raft
-// traffic of every group the node hosts and the client SDK protocol on one port.
+// traffic of every group the node hosts, the node-to-node link and the client
+// SDK protocol on one port.
 //
-// Every connection starts with a header (see WriteHeader) naming the protocol
+// Every connection starts with a header (internal/framing) naming the protocol
 // and, for Raft, the group. A Mux reads that header in a goroutine of its own,
 // so a slow or hostile peer never stalls the accept loop, and hands the
 // connection, header consumed, to the StreamLayer of that group or to the
-// client listener. Past the header the bytes belong to the receiver:
+// listener of its protocol. Past the header the bytes belong to the receiver:
 // hashicorp/raft's NetworkTransport for Raft, length-prefixed frames
-// (WriteFrame/ReadFrame) for the SDK.
+// (framing.WriteFrame/ReadFrame) for the SDK and the link.
 //
 // Invariants:
 //   - A connection that does not present a valid header for a registered

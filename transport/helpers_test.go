@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // newTestMux starts a Mux on a loopback port, closed at the end of the test.
 func newTestMux(tb testing.TB, opts Options) *Mux {
 	tb.Helper()

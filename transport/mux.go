@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // DefaultHeaderTimeout is Options.HeaderTimeout when left zero.
@@ -178,13 +180,13 @@ func (m *Mux) Close() error {
 // call; later calls return the same value until it is closed, after which a
 // new one is registered (a group can leave a node and come back).
 //
-// If the Mux is closed, or group exceeds MaxGroupID, the layer returned is
+// If the Mux is closed, or group exceeds framing.MaxGroupID, the layer returned is
 // already closed: its Accept and Dial fail (with net.ErrClosed or
-// ErrBadGroup).
+// framing.ErrBadGroup).
 func (m *Mux) RaftLayer(group uint64) *StreamLayer {
 	name := "raft group " + strconv.FormatUint(group, 10)
-	if group > MaxGroupID {
-		err := fmt.Errorf("%w: %d > %d", ErrBadGroup, group, MaxGroupID)
+	if group > framing.MaxGroupID {
+		err := fmt.Errorf("%w: %d > %d", framing.ErrBadGroup, group, framing.MaxGroupID)
 		return &StreamLayer{l: newClosedListener(name, m.advertise, err), group: group}
 	}
 	m.mu.Lock()
@@ -211,18 +213,18 @@ func (m *Mux) unregisterRaft(s *StreamLayer) {
 }
 
 // ClientListener returns the listener of ProtoClient connections, header
-// consumed: what follows are frames (ReadFrame). Like RaftLayer, it returns
+// consumed: what follows are frames (framing.ReadFrame). Like RaftLayer, it returns
 // the same listener until that is closed, and a closed one once the Mux is.
 // Addr reports the Mux's listen address.
-func (m *Mux) ClientListener() net.Listener { return m.protoListener(ProtoClient, "client") }
+func (m *Mux) ClientListener() net.Listener { return m.protoListener(framing.ProtoClient, "client") }
 
 // BeatListener is ClientListener for ProtoBeat connections: node-to-node
 // heartbeat rounds.
-func (m *Mux) BeatListener() net.Listener { return m.protoListener(ProtoBeat, "heartbeat") }
+func (m *Mux) BeatListener() net.Listener { return m.protoListener(framing.ProtoBeat, "heartbeat") }
 
 // AppendListener is ClientListener for ProtoAppend connections: node-to-node
 // log replication for every group.
-func (m *Mux) AppendListener() net.Listener { return m.protoListener(ProtoAppend, "append") }
+func (m *Mux) AppendListener() net.Listener { return m.protoListener(framing.ProtoAppend, "append") }
 
 func (m *Mux) protoListener(proto byte, name string) net.Listener {
 	m.mu.Lock()
@@ -309,8 +311,8 @@ func (m *Mux) route(c net.Conn, deadline time.Time) error {
 	// A bufio.Reader of the minimum size lets ReadHeader read byte by byte
 	// without a syscall per byte; whatever it read past the header is passed
 	// on as the connection's prefix.
-	br := bufio.NewReaderSize(c, MaxHeaderLen)
-	proto, group, err := ReadHeader(br)
+	br := bufio.NewReaderSize(c, framing.MaxHeaderLen)
+	proto, group, err := framing.ReadHeader(br)
 	if err != nil {
 		return fmt.Errorf("read header: %w", err)
 	}
@@ -326,7 +328,7 @@ func (m *Mux) route(c net.Conn, deadline time.Time) error {
 	var l *listener
 	m.mu.Lock()
 	switch proto {
-	case ProtoRaft:
+	case framing.ProtoRaft:
 		if s := m.layers[group]; s != nil {
 			l = s.l
 		}
@@ -335,7 +337,7 @@ func (m *Mux) route(c net.Conn, deadline time.Time) error {
 	}
 	m.mu.Unlock()
 	if l == nil {
-		if proto == ProtoRaft {
+		if proto == framing.ProtoRaft {
 			return fmt.Errorf("no raft layer for group %d", group)
 		}
 		return fmt.Errorf("no listener for protocol %d", proto)

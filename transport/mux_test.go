@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/framing"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // TestMuxRejectsBadConnections sends each kind of bad connection to a Mux
@@ -43,12 +46,12 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 		wantErr    error  // cause logged for the rejection, if a sentinel
 		wantText   string // or a substring of it
 	}{
-		{name: "garbage", send: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", wantErr: ErrBadMagic},
-		{name: "http", send: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", wantErr: ErrBadMagic},
-		{name: "bad magic", send: "DUR0\x01\x01\x01", wantErr: ErrBadMagic},
-		{name: "bad version", send: "DURO\x07\x01\x01", wantErr: ErrBadVersion},
-		{name: "unknown protocol", send: "DURO\x01\x09", wantErr: ErrUnknownProto},
-		{name: "group overflow", send: "DURO\x01\x01\xff\xff\xff\xff\xff\xff", wantErr: ErrBadGroup},
+		{name: "garbage", send: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", wantErr: framing.ErrBadMagic},
+		{name: "http", send: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", wantErr: framing.ErrBadMagic},
+		{name: "bad magic", send: "DUR0\x01\x01\x01", wantErr: framing.ErrBadMagic},
+		{name: "bad version", send: "DURO\x07\x01\x01", wantErr: framing.ErrBadVersion},
+		{name: "unknown protocol", send: "DURO\x01\x09", wantErr: framing.ErrUnknownProto},
+		{name: "group overflow", send: "DURO\x01\x01\xff\xff\xff\xff\xff\xff", wantErr: framing.ErrBadGroup},
 		{name: "unregistered group", send: "DURO\x01\x01\x02raft", wantText: "no raft layer for group 2"},
 		{name: "no client listener", send: "DURO\x01\x02", wantText: "no listener for protocol 2"},
 		{name: "truncated then closed", send: "DURO\x01", closeWrite: true, wantErr: io.ErrUnexpectedEOF},
@@ -74,7 +77,7 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 			expectClosedByPeer(t, c, 10*headerTimeout)
 
 			var r logRecord
-			waitFor(t, 5*time.Second, "rejection log", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "rejection log", func() bool {
 				var ok bool
 				r, ok = rec.find(c.LocalAddr().String())
 				return ok
@@ -137,13 +140,13 @@ func TestMuxHeaderDoesNotBlockAccept(t *testing.T) {
 // (read ahead by the header reader) reach the receiver first and in order.
 func TestMuxHeaderAndDataInOneSegment(t *testing.T) {
 	m := newTestMux(t, Options{})
-	echoServer(t, m.RaftLayer(MaxGroupID))
+	echoServer(t, m.RaftLayer(framing.MaxGroupID))
 	c, err := net.Dial("tcp", m.Addr().String())
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.Close()
-	hdr, err := AppendHeader(nil, ProtoRaft, MaxGroupID)
+	hdr, err := framing.AppendHeader(nil, framing.ProtoRaft, framing.MaxGroupID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +184,12 @@ func TestRaftLayerRegistry(t *testing.T) {
 		t.Fatal("RaftLayer returned a closed layer instead of registering a new one")
 	}
 
-	bad := m.RaftLayer(MaxGroupID + 1)
-	if _, err := bad.Accept(); !errors.Is(err, ErrBadGroup) {
-		t.Fatalf("Accept on an out-of-range group = %v, want ErrBadGroup", err)
+	bad := m.RaftLayer(framing.MaxGroupID + 1)
+	if _, err := bad.Accept(); !errors.Is(err, framing.ErrBadGroup) {
+		t.Fatalf("Accept on an out-of-range group = %v, want framing.ErrBadGroup", err)
 	}
-	if _, err := bad.Dial(raftAddr(m), time.Second); !errors.Is(err, ErrBadGroup) {
-		t.Fatalf("Dial on an out-of-range group = %v, want ErrBadGroup", err)
+	if _, err := bad.Dial(raftAddr(m), time.Second); !errors.Is(err, framing.ErrBadGroup) {
+		t.Fatalf("Dial on an out-of-range group = %v, want framing.ErrBadGroup", err)
 	}
 }
 
@@ -359,16 +362,16 @@ func TestClientListener(t *testing.T) {
 		r, w := bufio.NewReader(c), bufio.NewWriter(c)
 		var buf []byte
 		for {
-			buf, err = ReadFrame(r, buf)
+			buf, err = framing.ReadFrame(r, buf)
 			if err == io.EOF {
 				return
 			}
 			if err != nil {
-				t.Errorf("server ReadFrame: %v", err)
+				t.Errorf("server framing.ReadFrame: %v", err)
 				return
 			}
-			if err := WriteFrame(w, buf); err != nil {
-				t.Errorf("server WriteFrame: %v", err)
+			if err := framing.WriteFrame(w, buf); err != nil {
+				t.Errorf("server framing.WriteFrame: %v", err)
 				return
 			}
 			if err := w.Flush(); err != nil {
@@ -380,7 +383,7 @@ func TestClientListener(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, m.Advertise().String(), ProtoClient, 0)
+	c, err := framing.Dial(ctx, m.Advertise().String(), framing.ProtoClient, 0)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -388,20 +391,20 @@ func TestClientListener(t *testing.T) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	for _, msg := range []string{"call 1", "", strings.Repeat("x", 1<<20), "last"} {
-		if err := WriteFrame(c, []byte(msg)); err != nil {
-			t.Fatalf("WriteFrame: %v", err)
+		if err := framing.WriteFrame(c, []byte(msg)); err != nil {
+			t.Fatalf("framing.WriteFrame: %v", err)
 		}
-		got, err := ReadFrame(r, nil)
+		got, err := framing.ReadFrame(r, nil)
 		if err != nil {
-			t.Fatalf("ReadFrame: %v", err)
+			t.Fatalf("framing.ReadFrame: %v", err)
 		}
 		if string(got) != msg {
 			t.Fatalf("echo of %d bytes came back as %d bytes", len(msg), len(got))
 		}
 	}
 	c.(*net.TCPConn).CloseWrite()
-	if _, err := ReadFrame(r, nil); err != io.EOF {
-		t.Fatalf("ReadFrame after server closed = %v, want io.EOF", err)
+	if _, err := framing.ReadFrame(r, nil); err != io.EOF {
+		t.Fatalf("framing.ReadFrame after server closed = %v, want io.EOF", err)
 	}
 }
 
@@ -446,17 +449,5 @@ func TestListenAdvertise(t *testing.T) {
 	}
 	if _, err := Listen("127.0.0.1:0", Options{HeaderTimeout: -time.Second}); err == nil {
 		t.Fatal("Listen accepted a negative HeaderTimeout")
-	}
-}
-
-func TestDialHonoursContext(t *testing.T) {
-	m := newTestMux(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Dial(ctx, m.Addr().String(), ProtoClient, 0); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Dial with a cancelled context = %v, want context.Canceled", err)
-	}
-	if _, err := Dial(context.Background(), m.Addr().String(), 42, 0); !errors.Is(err, ErrUnknownProto) {
-		t.Fatalf("Dial with an unknown protocol = %v, want ErrUnknownProto", err)
 	}
 }

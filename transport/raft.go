@@ -2,12 +2,13 @@ package transport
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // StreamLayer is the raft.StreamLayer of one group on a Mux. Accept returns
@@ -49,7 +50,7 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	raw, err := Dial(ctx, string(address), ProtoRaft, s.group)
+	raw, err := framing.Dial(ctx, string(address), framing.ProtoRaft, s.group)
 	if err != nil {
 		return nil, err
 	}
@@ -57,32 +58,6 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err := s.l.adopt(c); err != nil {
 		raw.Close()
 		return nil, err
-	}
-	return c, nil
-}
-
-// Dial connects to the Mux at addr and writes the header for proto and group,
-// within ctx. What follows on the returned connection is the protocol's.
-func Dial(ctx context.Context, addr string, proto byte, group uint64) (net.Conn, error) {
-	var buf [MaxHeaderLen]byte
-	hdr, err := AppendHeader(buf[:0], proto, group)
-	if err != nil {
-		return nil, err
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
-	}
-	// Make a cancelled or expired ctx interrupt the header write.
-	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err = c.Write(hdr)
-	if !stop() {
-		err = ctx.Err()
-	}
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("transport: dial %s: write header: %w", addr, err)
 	}
 	return c, nil
 }

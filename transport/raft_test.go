@@ -18,6 +18,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/framing"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // listFSM records every applied command, in order.
@@ -160,7 +163,7 @@ func (c *raftCluster) shutdown() {
 func (c *raftCluster) leader(tb testing.TB, g uint64) *raft.Raft {
 	tb.Helper()
 	var leader *raft.Raft
-	waitFor(tb, 20*time.Second, fmt.Sprintf("a leader in group %d", g), func() bool {
+	testutil.WaitFor(tb, 20*time.Second, fmt.Sprintf("a leader in group %d", g), func() bool {
 		leader = nil
 		for _, r := range c.rafts[g] {
 			if r.State() == raft.Leader {
@@ -196,7 +199,7 @@ func (c *raftCluster) apply(tb testing.TB, g uint64, cmds ...string) {
 // waitAgree waits until every replica of group g has applied exactly want.
 func (c *raftCluster) waitAgree(tb testing.TB, g uint64, want []string) {
 	tb.Helper()
-	waitFor(tb, 20*time.Second, fmt.Sprintf("group %d replicas to apply %d commands", g, len(want)), func() bool {
+	testutil.WaitFor(tb, 20*time.Second, fmt.Sprintf("group %d replicas to apply %d commands", g, len(want)), func() bool {
 		for _, f := range c.fsms[g] {
 			if !slices.Equal(f.list(), want) {
 				return false
@@ -259,7 +262,7 @@ func TestRaftGroupsEndToEnd(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial: %v", err)
 				}
-				hdr, _ := AppendHeader(nil, ProtoRaft, g)
+				hdr, _ := framing.AppendHeader(nil, framing.ProtoRaft, g)
 				if _, err := conn.Write(append(hdr, p.data...)); err != nil {
 					t.Fatalf("write %s: %v", p.name, err)
 				}
@@ -376,8 +379,8 @@ func TestRaftTransportClosesQuietly(t *testing.T) {
 // BenchmarkRaftApply measures Apply throughput of one 3-node group with
 // in-memory stores and FSM, through this package's Mux ("mux") and, as the
 // baseline, through hashicorp/raft's own TCP transport with the same
-// NetworkTransport settings ("raft-tcp"). Commands are 256 bytes, as in
-// MEASUREMENTS.md. "sequential" has one caller (latency bound); "parallel"
+// NetworkTransport settings ("raft-tcp"). Commands are 256 bytes, the values
+// of the etcd comparison's writes (scripts/bench-vs-etcd.sh). "sequential" has one caller (latency bound); "parallel"
 // has 64. A CPU-starved machine can make the leader miss its lease; callers
 // then follow the new leader and the "leader-changes" metric says how often
 // it happened, since such a run measures the machine more than the transport.

@@ -1,6 +1,6 @@
 package jepsen
 
-// Must-show 2 of issue 6 on real `duro server` processes: alarms that are due, and one
+// Alarms on real `duro server` processes: alarms that are due, and one
 // being retried, when their group's leader is SIGKILLed are each delivered by the next
 // leader; none is lost, none early. And the alarms workload's checker.
 
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects/examples"
 )
 
@@ -133,7 +134,7 @@ func TestAlarmsSurviveSIGKILL(t *testing.T) {
 	// 1.5 s after the first due time: about half are due or delivered, the failing ones
 	// wait for their first retry (due 2 s after their first failure).
 	killAt := first.Add(1500 * time.Millisecond)
-	waitFor(t, 10*time.Second, func() bool { return !time.Now().Before(killAt) })
+	testutil.WaitFor(t, 10*time.Second, "the time to kill the leader", func() bool { return !time.Now().Before(killAt) })
 	leader, err := c.Leader(ctx, gid)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +151,7 @@ func TestAlarmsSurviveSIGKILL(t *testing.T) {
 	}
 
 	states := make([]examples.ReminderState, reminders)
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "an attempt on every reminder", func() bool {
 		for i, name := range names {
 			if len(states[i].Attempts) > 0 {
 				continue

@@ -2,7 +2,8 @@
 // of `duro server` processes on loopback, drives it through the Go SDK while a nemesis
 // injects faults, heals, and judges the history.
 //
-// The pieces, each usable alone (the issue-3 fault tests use the cluster directly):
+// The pieces, each usable alone (the process-level fault tests, faults_test.go, use the
+// cluster directly):
 //
 //   - Cluster: 3 or 5 node processes. Every directed link between two nodes is a Proxy
 //     of the harness's (node i dials node j's raft traffic through links[i][j], via

@@ -1,6 +1,6 @@
 package jepsen
 
-// The process-level fault tests of issue 3, on real `duro server` processes: the output
+// The process-level fault tests, on real `duro server` processes: the output
 // gate under a crash between running a call and committing it, exactly-once increments
 // under SIGKILLs and dropped connections, and no stale read from a leader cut off from
 // its quorum.
@@ -19,6 +19,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects/examples"
 )
 
@@ -44,7 +45,7 @@ func exitedNode(c *Cluster) int {
 	return -1
 }
 
-// Must-show 2 of issue 3: a leader killed after a call ran but before its command
+// A leader killed after a call ran but before its command
 // committed never acknowledges it; the SDK's retry reaches the next leader, and the
 // value shows exactly one application, also once the killed node is back.
 func TestOutputGateCrashBeforeCommit(t *testing.T) {
@@ -91,8 +92,8 @@ func TestOutputGateCrashBeforeCommit(t *testing.T) {
 	}
 }
 
-// exactlyOnceIncrements is the size of TestExactlyOnceUnderKillsAndResets: the issue's
-// 10,000 by default, 2,000 with -short, or DURO_EXACTLY_ONCE_INCREMENTS.
+// exactlyOnceIncrements is the size of TestExactlyOnceUnderKillsAndResets: the 10,000 of
+// README's guarantee by default, 2,000 with -short, or DURO_EXACTLY_ONCE_INCREMENTS.
 func exactlyOnceIncrements(t *testing.T) int {
 	if s := os.Getenv("DURO_EXACTLY_ONCE_INCREMENTS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -107,7 +108,7 @@ func exactlyOnceIncrements(t *testing.T) int {
 	return 10000
 }
 
-// Must-show 3 of issue 3: 16 clients incrementing one counter while the harness resets
+// 16 clients incrementing one counter while the harness resets
 // every connection and SIGKILLs the counter's leader end with the counter equal to the
 // number of successful increments: no retry applied twice, no acknowledged one was lost.
 func TestExactlyOnceUnderKillsAndResets(t *testing.T) {
@@ -217,7 +218,7 @@ loop:
 	}
 }
 
-// Must-show 4 of issue 3: a leader cut off from its quorum never answers a read with a
+// A leader cut off from its quorum never answers a read with a
 // value older than a write the majority side acknowledged before the read began.
 func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 	c := startCluster(t, 3)
@@ -268,7 +269,7 @@ func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 		}
 	}()
 	// Let the reader settle on the leader, then cut the leader off both ways.
-	waitFor(t, 10*time.Second, func() bool { return countReads(h.Ops(), StatusOK) >= 20 })
+	testutil.WaitFor(t, 10*time.Second, "20 reads from the leader", func() bool { return countReads(h.Ops(), StatusOK) >= 20 })
 	cutAt := h.Since()
 	for j := range c.Nodes {
 		if j != l {
@@ -282,7 +283,7 @@ func TestNoStaleReadFromIsolatedLeader(t *testing.T) {
 	}
 	// Keep reading for a while with the old leader still cut off, then heal.
 	readsAt := len(h.Ops())
-	waitFor(t, 30*time.Second, func() bool { return len(h.Ops()) >= readsAt+20 })
+	testutil.WaitFor(t, 30*time.Second, "20 more reads with the leader cut off", func() bool { return len(h.Ops()) >= readsAt+20 })
 	close(stop)
 	<-readerDone
 	if err := c.Heal(); err != nil {
@@ -319,16 +320,4 @@ func countReads(ops []Op, s Status) int {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for a state
-	}
 }

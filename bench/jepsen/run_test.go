@@ -100,7 +100,7 @@ func TestPowerCutRunIsValid(t *testing.T) {
 	}
 }
 
-// Must-show 1 of issue 5: against a build that acknowledges writes before they commit,
+// Against a build that acknowledges writes before they commit,
 // isolating leaders loses acknowledged writes, and the harness says INVALID with a
 // counter-example naming the operations.
 func TestCatchesAckBeforeCommit(t *testing.T) {

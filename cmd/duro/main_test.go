@@ -16,6 +16,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/internal/ports"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/transport"
 )
 
@@ -94,23 +95,6 @@ func wantOneLine(t testing.TB, r result) {
 		if strings.Contains(r.stderr, bad) {
 			t.Errorf("stderr contains %q:\n%s", bad, r)
 		}
-	}
-}
-
-// eventually calls cond until it returns nil, failing the test with its last error if
-// that has not happened within d.
-func eventually(t testing.TB, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for a state
 	}
 }
 
@@ -249,7 +233,7 @@ func (p *proc) mustRun(t testing.TB) {
 // waitStdout waits until the process has printed want.
 func (p *proc) waitStdout(t testing.TB, want string, d time.Duration) {
 	t.Helper()
-	eventually(t, d, func() error {
+	testutil.Eventually(t, d, func() error {
 		p.mustRun(t)
 		if !strings.Contains(p.stdout.String(), want) {
 			return fmt.Errorf("has not printed %q\n%s", want, p)

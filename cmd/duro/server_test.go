@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/duro-db/duro"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/raftgroup"
 	"github.com/duro-db/duro/transport"
 )
@@ -186,7 +187,7 @@ func TestServerProcessSettings(t *testing.T) {
 	}
 	p := startProc(t, []string{"DURO_GROUPS=2"}, "server", "--config", file, "--http", httpAddr)
 	var st *duro.NodeStatus
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		p.mustRun(t)
 		var err error
 		if st, err = nodeStatus(httpAddr); err != nil {
@@ -219,7 +220,7 @@ func TestServerListensOnItsPeerAddress(t *testing.T) {
 	addr, httpAddr := freeAddr(t), freeAddr(t)
 	p := startProc(t, nil, "server", "--id", "n1", "--peers", "n1="+addr, "--replicas", "1", "--groups", "1",
 		"--http", httpAddr, "--data-dir", t.TempDir(), "--log-level", "error")
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		p.mustRun(t)
 		st, err := nodeStatus(httpAddr)
 		if err != nil {

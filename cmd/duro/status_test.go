@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // statusJSON runs `duro status --json` and decodes what it printed.
@@ -59,7 +61,7 @@ func TestStatus(t *testing.T) {
 	const groups = 2
 	c := startCluster(t, 3, groups)
 
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		v, r := statusJSON(t, c.endpoints)
 		if err := checkView(v, groups, "n1", "n2", "n3"); err != nil {
 			return err
@@ -103,7 +105,7 @@ func TestStatus(t *testing.T) {
 
 	// n3 stops as if it crashed. Its groups elect new leaders among n1 and n2.
 	c.stop(2)
-	eventually(t, 15*time.Second, func() error {
+	testutil.Eventually(t, 15*time.Second, func() error {
 		v, r := statusJSON(t, c.endpoints)
 		if err := checkView(v, groups, "n1", "n2"); err != nil {
 			return err

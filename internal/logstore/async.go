@@ -26,8 +26,9 @@ import (
 // commit in queue order, over and under async ones alike.
 //
 // The caller must not treat an entry as stored for good before DurableIndex
-// covers it (raftgroup applies entries and advertises commit indexes only up
-// to it): a crash loses what is pending.
+// covers it: a crash loses what is pending. raftgroup/durable_commit.go holds
+// the rule that makes a leader's async appends safe, and enforces it: entries
+// are applied, and commit indexes advertised, only up to DurableIndex.
 
 // SetAsyncAppends makes StoreLogs asynchronous while leader returns true;
 // nil makes every StoreLogs synchronous again. leader is called by StoreLogs,

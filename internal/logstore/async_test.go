@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // commitStepper holds every commit of the writer until the test lets it
@@ -197,9 +199,9 @@ func TestAsyncAppendThenTruncateAndReplace(t *testing.T) {
 	leader.Store(false)
 	deleted, replaced := make(chan error, 1), make(chan error, 1)
 	go func() { deleted <- g.DeleteRange(7, 10) }()
-	waitFor(t, "DeleteRange to queue", func() bool { return queueLen(s) == 1 })
+	testutil.WaitFor(t, waitLimit, "DeleteRange to queue", func() bool { return queueLen(s) == 1 })
 	go func() { replaced <- g.StoreLogs(entries(1, 7, 8, 3)) }()
-	waitFor(t, "StoreLogs to queue", func() bool { return queueLen(s) == 2 })
+	testutil.WaitFor(t, waitLimit, "StoreLogs to queue", func() bool { return queueLen(s) == 2 })
 	// Synchronous writes take effect when they commit.
 	assertBounds(t, g, 1, 10)
 	assertLog(t, g, 7, 2)
@@ -276,7 +278,7 @@ func TestAsyncAppendsMixedWithSyncWrites(t *testing.T) {
 	leader.Store(false)
 	stored := make(chan error, 1)
 	go func() { stored <- g.StoreLogs(entries(1, 9, 10, 2)) }()
-	waitFor(t, "StoreLogs to queue", func() bool { return queueLen(s) == 2 })
+	testutil.WaitFor(t, waitLimit, "StoreLogs to queue", func() bool { return queueLen(s) == 2 })
 	assertBounds(t, g, 1, 8)
 	assertDurable(t, g, 0)
 
@@ -294,7 +296,7 @@ func TestAsyncAppendsMixedWithSyncWrites(t *testing.T) {
 	cs.next(t, 1)
 	compacted := make(chan error, 1)
 	go func() { compacted <- g.DeleteRange(1, 11) }()
-	waitFor(t, "DeleteRange to queue", func() bool { return queueLen(s) == 1 })
+	testutil.WaitFor(t, waitLimit, "DeleteRange to queue", func() bool { return queueLen(s) == 1 })
 	assertBounds(t, g, 1, 12)
 	cs.finish(nil)
 	cs.next(t, 1)
@@ -332,7 +334,7 @@ func TestAsyncAppendCommitFailure(t *testing.T) {
 	if err := <-waiting; !errors.Is(err, ErrFailed) || !errors.Is(err, errInjected) {
 		t.Fatalf("WaitDurable across a failed commit = %v, want ErrFailed with the cause", err)
 	}
-	waitFor(t, "the queue to drain", func() bool { return queueLen(s) == 0 })
+	testutil.WaitFor(t, waitLimit, "the queue to drain", func() bool { return queueLen(s) == 0 })
 	// What raft was told is still what the store shows; none of it durable.
 	assertBounds(t, g, 1, 7)
 	assertLog(t, g, 5, 1)
@@ -379,7 +381,7 @@ func TestAsyncAppendAbortedTransaction(t *testing.T) {
 	first := holdWriter(t, cg, good)
 	setErr := make(chan error, 1)
 	go func() { setErr <- bad.Set([]byte("k"), []byte("v")) }()
-	waitFor(t, "the stable write to queue", func() bool { return queueLen(s) == 1 })
+	testutil.WaitFor(t, waitLimit, "the stable write to queue", func() bool { return queueLen(s) == 1 })
 	bad.SetAsyncAppends(alwaysLeader)
 	mustOK(t, bad.StoreLog(entry(7, 1, 1)))
 	close(cg.release)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/bounded"
 )
 
 // ErrCorrupt reports bytes read from the file that do not decode: a log
@@ -98,20 +100,18 @@ func decodeBody(body []byte, out *raft.Log) error {
 	if flags&^knownFlags != 0 {
 		return fmt.Errorf("%w: unknown record flags %#x", ErrCorrupt, flags)
 	}
-	r := reader{b: body, off: 3}
-	index := r.uvarint("index")
-	term := r.uvarint("term")
-	data := r.bytes("data")
-	ext := r.bytes("extensions")
+	r := bounded.NewReader(body, ErrCorrupt)
+	r.Take(3, "header") // version, flags and type, checked above
+	index := r.Uvarint("index")
+	term := r.Uvarint("term")
+	data := r.Bytes("data", len(body))
+	ext := r.Bytes("extensions", len(body))
 	var appended time.Time
 	if flags&flagAppendedAt != 0 {
-		appended = time.Unix(0, r.varint("appended-at"))
+		appended = time.Unix(0, r.Varint("appended-at"))
 	}
-	if r.err != nil {
-		return r.err
-	}
-	if r.off != len(body) {
-		return fmt.Errorf("%w: %d trailing bytes after record", ErrCorrupt, len(body)-r.off)
+	if err := r.End(); err != nil {
+		return err
 	}
 
 	*out = raft.Log{
@@ -134,56 +134,6 @@ func decodeBody(body []byte, out *raft.Log) error {
 		}
 	}
 	return nil
-}
-
-// reader walks a record body, remembering the first error so that decodeBody
-// can read every field unconditionally and check once.
-type reader struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (r *reader) uvarint(field string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad %s varint at offset %d", ErrCorrupt, field, r.off)
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-func (r *reader) varint(field string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad %s varint at offset %d", ErrCorrupt, field, r.off)
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-// bytes reads a length-prefixed field and returns a sub-slice of r.b.
-func (r *reader) bytes(field string) []byte {
-	n := r.uvarint(field + " length")
-	if r.err != nil {
-		return nil
-	}
-	// Compare in uint64 so that a huge length cannot overflow int.
-	if n > uint64(len(r.b)-r.off) {
-		r.err = fmt.Errorf("%w: %s length %d exceeds the %d bytes left", ErrCorrupt, field, n, len(r.b)-r.off)
-		return nil
-	}
-	v := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return v
 }
 
 // Keys of the "log" bucket are 8-byte big-endian indexes, so bbolt's byte

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // listFSM records every command it applies, in order.
@@ -283,7 +285,7 @@ func (c *raftCluster) waitApplied(n int) {
 			want[command(gid, i)] = true
 		}
 		var lists [][]string
-		waitFor(c.t, fmt.Sprintf("group %d to apply %d commands on every node", gid, n), func() bool {
+		testutil.WaitFor(c.t, waitLimit, fmt.Sprintf("group %d to apply %d commands on every node", gid, n), func() bool {
 			lists = lists[:0]
 			for node := range c.rafts {
 				if c.rafts[node][gi] != nil {
@@ -363,7 +365,7 @@ func testRaftCluster(t *testing.T, async bool) {
 	// Raft compacted its logs through DeleteRange.
 	for _, gid := range c.groups {
 		gs := group(t, c.stores[0], gid)
-		waitFor(t, fmt.Sprintf("group %d to compact its log", gid), func() bool {
+		testutil.WaitFor(t, waitLimit, fmt.Sprintf("group %d to compact its log", gid), func() bool {
 			first, _ := gs.FirstIndex()
 			return first > 1
 		})
@@ -451,7 +453,7 @@ func testRaftCluster(t *testing.T, async bool) {
 func (c *raftCluster) transferLeadership() {
 	for gi, gid := range c.groups {
 		var leader *raft.Raft
-		waitFor(c.t, fmt.Sprintf("group %d to elect a leader", gid), func() bool {
+		testutil.WaitFor(c.t, waitLimit, fmt.Sprintf("group %d to elect a leader", gid), func() bool {
 			leader = c.leaderNow(gi)
 			return leader != nil
 		})

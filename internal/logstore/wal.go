@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/duro-db/duro/internal/bounded"
 	"github.com/duro-db/duro/internal/vfs"
 )
 
@@ -432,19 +433,20 @@ func replayFrame(seg *segment, off int64, body []byte, idx map[uint64]*logIndex)
 // range it deletes, in order.
 func walkFrame(seg *segment, off int64, body []byte,
 	store func(group, index uint64, l loc, rec []byte), del func(group, from, to uint64)) error {
-	p := frameParser{b: body, off: batchSeqSize}
-	for p.off < len(p.b) && p.err == nil {
-		kind := p.b[p.off]
-		p.off++
-		group := p.uvarint()
+	p := bounded.NewReader(body, nil)
+	p.Take(batchSeqSize, "batch")
+	for p.Len() > 0 && p.Err() == nil {
+		kind := p.Byte("op")
+		group := p.Uvarint("group")
 		switch kind {
 		case walStore:
-			count := p.uvarint()
-			for i := uint64(0); i < count && p.err == nil; i++ {
-				rec, at := p.record()
-				if p.err != nil {
+			count := p.Uvarint("count")
+			for i := uint64(0); i < count && p.Err() == nil; i++ {
+				rec := p.Bytes("record", len(body))
+				if p.Err() != nil {
 					break
 				}
+				at := p.Offset() - len(rec)
 				index, err := recordIndex(rec)
 				if err != nil {
 					return err
@@ -452,50 +454,15 @@ func walkFrame(seg *segment, off int64, body []byte,
 				store(group, index, loc{seg: seg, off: off + frameHeaderSize + int64(at), n: uint32(len(rec))}, rec)
 			}
 		case walDelete:
-			from, to := p.uvarint(), p.uvarint()
-			if p.err == nil {
+			from, to := p.Uvarint("from"), p.Uvarint("to")
+			if p.Err() == nil {
 				del(group, from, to)
 			}
 		default:
 			return fmt.Errorf("unknown op %d", kind)
 		}
 	}
-	return p.err
-}
-
-// frameParser reads a frame body; the first error sticks.
-type frameParser struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (p *frameParser) uvarint() uint64 {
-	if p.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(p.b[p.off:])
-	if n <= 0 {
-		p.err = errors.New("truncated varint")
-		return 0
-	}
-	p.off += n
-	return v
-}
-
-// record returns the next length-prefixed record and its offset in the body.
-func (p *frameParser) record() ([]byte, int) {
-	n := p.uvarint()
-	if p.err != nil {
-		return nil, 0
-	}
-	if n > uint64(len(p.b)-p.off) {
-		p.err = fmt.Errorf("record of %d bytes overruns the frame", n)
-		return nil, 0
-	}
-	at := p.off
-	p.off += int(n)
-	return p.b[at:p.off], at
+	return p.Err()
 }
 
 // recordIndex reads the index field of an encoded record (see codec.go)

@@ -12,19 +12,9 @@ import (
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-)
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+	"github.com/duro-db/duro/internal/testutil"
+)
 
 func queueLen(s *Store) int {
 	s.mu.Lock()
@@ -105,7 +95,7 @@ func TestGroupCommitBatchesQueuedWrites(t *testing.T) {
 					errs <- g.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, Data: make([]byte, tt.dataSize)})
 				})
 			}
-			waitFor(t, "writes to queue", func() bool { return queueLen(s) == tt.writers })
+			testutil.WaitFor(t, waitLimit, "writes to queue", func() bool { return queueLen(s) == tt.writers })
 			close(cg.release)
 			wg.Wait()
 			close(errs)
@@ -231,7 +221,7 @@ func TestCommitFailureFailsBatchAndStopsWrites(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "writes to queue", func() bool { return queueLen(s) == n })
+	testutil.WaitFor(t, waitLimit, "writes to queue", func() bool { return queueLen(s) == n })
 	close(cg.release)
 	mustOK(t, <-first)
 	for range n {
@@ -296,7 +286,7 @@ func TestAbortedTransactionDoesNotStopWrites(t *testing.T) {
 	errs := make(chan error, 2)
 	go func() { errs <- bad.Set([]byte("k"), []byte("v")) }()
 	go func() { errs <- good.StoreLog(entry(8, 2, 1)) }()
-	waitFor(t, "writes to queue", func() bool { return queueLen(s) == 2 })
+	testutil.WaitFor(t, waitLimit, "writes to queue", func() bool { return queueLen(s) == 2 })
 	close(cg.release)
 	mustOK(t, <-first)
 	for range 2 {
@@ -354,10 +344,10 @@ func TestCloseDrainsQueue(t *testing.T) {
 	for i := range n {
 		go func() { errs <- g.StoreLog(entry(1, uint64(i+2), 1)) }()
 	}
-	waitFor(t, "writes to queue", func() bool { return queueLen(s) == n })
+	testutil.WaitFor(t, waitLimit, "writes to queue", func() bool { return queueLen(s) == n })
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, "Close to start", s.closed.Load)
+	testutil.WaitFor(t, waitLimit, "Close to start", s.closed.Load)
 	if err := g.StoreLog(entry(1, 100, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("write during Close = %v, want ErrClosed", err)
 	}
@@ -375,3 +365,6 @@ func TestCloseDrainsQueue(t *testing.T) {
 		assertLog(t, g, index, 1)
 	}
 }
+
+// waitLimit bounds every wait for a state in this package's tests (testutil.WaitFor).
+const waitLimit = 30 * time.Second

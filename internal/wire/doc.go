@@ -1,6 +1,6 @@
 // Package wire is the duro SDK protocol: the request and response messages that a client
-// and a node exchange inside transport frames (transport.WriteFrame / ReadFrame) on a
-// connection opened with the transport.ProtoClient header.
+// and a node exchange inside frames (framing.WriteFrame / ReadFrame) on a connection
+// opened with the framing.ProtoClient header.
 //
 // A connection is multiplexed: every Request carries a StreamID chosen by the client, the
 // node answers each with exactly one Response carrying the same StreamID, and responses

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects"
 )
 
@@ -33,18 +34,6 @@ func newAlarmEnv(t *testing.T) *env {
 	return &env{t: t, rt: rt}
 }
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestSession(t *testing.T) {
 	t.Parallel()
 	e := newAlarmEnv(t)
@@ -69,7 +58,7 @@ func TestSession(t *testing.T) {
 		time.Sleep(ttl / 5) // the client's pace, well within the TTL
 	}
 	// Silence: it expires, and everything in it is gone.
-	eventually(t, "the session to expire", func() bool {
+	testutil.WaitFor(t, waitLimit, "the session to expire", func() bool {
 		return errors.Is(e.call("Session", "s", "Info", nil, nil), ErrNoSession)
 	})
 	if gone := time.Since(last); gone < ttl {
@@ -96,7 +85,7 @@ func TestBatcher(t *testing.T) {
 	e.must("Batcher", "b", "Add", "d", nil)
 	e.must("Batcher", "b", "Add", "e", nil)
 	var got []Batch
-	eventually(t, "the timed flush", func() bool {
+	testutil.WaitFor(t, waitLimit, "the timed flush", func() bool {
 		e.must("Batcher", "b", "Batches", uint64(0), &got)
 		return len(got) == 2
 	})
@@ -113,3 +102,6 @@ func TestBatcher(t *testing.T) {
 		t.Error("Configure accepted zero thresholds")
 	}
 }
+
+// waitLimit bounds every wait for a state in this package's tests (testutil.WaitFor).
+const waitLimit = 10 * time.Second

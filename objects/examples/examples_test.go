@@ -17,7 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// syncGroup is a one-node group for these tests: Propose applies at once, in call order,
+// syncGroup is a one-node group for these tests: Submit applies at once, in call order,
 // through a real fsm.Store. (The objects package's own tests exercise pipelining.)
 type syncGroup struct {
 	mu    sync.Mutex
@@ -25,7 +25,7 @@ type syncGroup struct {
 	index uint64
 }
 
-func (g *syncGroup) Propose(_ context.Context, _ uint64, cmd *fsm.Command) objects.Proposal {
+func (g *syncGroup) Submit(_ context.Context, _ uint64, cmd *fsm.Command) objects.Proposal {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	data, err := fsm.EncodeCommand(cmd)

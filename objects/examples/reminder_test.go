@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/objects"
 )
 
@@ -53,7 +54,7 @@ func TestReminderDelivery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var st ReminderState
-		eventually(t, tt.name+" delivered", func() bool {
+		testutil.WaitFor(t, waitLimit, tt.name+" delivered", func() bool {
 			e.must("Reminder", tt.name, "Read", nil, &st)
 			return !st.Pending
 		})
@@ -83,7 +84,7 @@ func TestReminderReschedule(t *testing.T) {
 	soon := time.Now().Add(20 * time.Millisecond).UnixMilli()
 	e.must("Reminder", "r", "Schedule", ReminderSchedule{At: soon}, nil)
 	var st ReminderState
-	eventually(t, "the replacing reminder", func() bool {
+	testutil.WaitFor(t, waitLimit, "the replacing reminder", func() bool {
 		e.must("Reminder", "r", "Read", nil, &st)
 		return !st.Pending
 	})

@@ -5,6 +5,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // logHold holds back the raft log writes of chosen nodes.
@@ -63,8 +67,8 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	leaderID := c.cfgs[l].ID
 	t.Cleanup(func() { h.release(leaderID) }) // before the cluster closes
 	obj := randomID()
-	first := c.propose(gid, put(obj, "k", "v0")).Index
-	waitFor(t, 10*time.Second, "every replica applies the first write", func() bool {
+	first := c.commit(gid, put(obj, "k", "v0")).Index
+	testutil.WaitFor(t, 10*time.Second, "every replica applies the first write", func() bool {
 		for _, n := range c.nodes {
 			if n.Group(gid).state.AppliedIndex() < first {
 				return false
@@ -79,10 +83,10 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, err := g.Propose(ctx, put(obj, "k", "v1"))
+		_, err := g.Commit(ctx, put(obj, "k", "v1"))
 		done <- err
 	}()
-	waitFor(t, 10*time.Second, "raft commits the write on the followers' copies", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "raft commits the write on the followers' copies", func() bool {
 		return g.raft.CommitIndex() > first
 	})
 	// Give the leader many commit timeouts to tell the followers the commit index.
@@ -102,7 +106,7 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("proposal after the leader's log was released: %v", err)
 	}
-	waitFor(t, 10*time.Second, "every replica applies the second write", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every replica applies the second write", func() bool {
 		for _, n := range c.nodes {
 			if n.Group(gid).state.AppliedIndex() <= first {
 				return false
@@ -110,4 +114,35 @@ func TestNothingObservedBeforeTheLeaderLogIsDurable(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Rule 2 on its own: a commit index above the durable index is clamped on a copy, and
+// heartbeats, which carry none, pass untouched.
+func TestClampCommit(t *testing.T) {
+	leader := raft.RPCHeader{Addr: []byte("127.0.0.1:1")}
+	for _, tc := range []struct {
+		name         string
+		args         raft.AppendEntriesRequest
+		durable      uint64
+		want         uint64
+		sameInstance bool
+	}{
+		{"above durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 10}, 7, 7, false},
+		{"at durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 7}, 7, 7, true},
+		{"below durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 9, LeaderCommitIndex: 5}, 7, 5, true},
+		{"nothing durable", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2, PrevLogEntry: 1, LeaderCommitIndex: 1}, 0, 0, false},
+		{"heartbeat", raft.AppendEntriesRequest{RPCHeader: leader, Term: 2}, 0, 0, true},
+	} {
+		args := tc.args
+		got := clampCommit(&args, tc.durable)
+		if got.LeaderCommitIndex != tc.want {
+			t.Errorf("%s: commit index %d, want %d", tc.name, got.LeaderCommitIndex, tc.want)
+		}
+		if (got == &args) != tc.sameInstance {
+			t.Errorf("%s: returned the request itself: %v, want %v", tc.name, got == &args, tc.sameInstance)
+		}
+		if args.LeaderCommitIndex != tc.args.LeaderCommitIndex {
+			t.Errorf("%s: the caller's request was changed", tc.name)
+		}
+	}
 }

@@ -1,11 +1,13 @@
 package raftgroup
 
 import (
-	"github.com/hashicorp/raft"
-
 	"context"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // Followers hear from their leaders only through the node-to-node rounds: if those did not
@@ -27,7 +29,7 @@ func TestCoalescedHeartbeatsHoldLeadership(t *testing.T) {
 	// Leadership balancing moves some groups once; after that a window of 6 heartbeat
 	// timeouts must pass with every group keeping its leader and term.
 	window := 6 * c.cfgs[0].Timing.HeartbeatTimeout
-	waitFor(t, 30*time.Second, "a quiet window without elections", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a quiet window without elections", func() bool {
 		before := terms()
 		time.Sleep(window)
 		after := terms()
@@ -43,7 +45,7 @@ func TestCoalescedHeartbeatsHoldLeadership(t *testing.T) {
 	})
 	var rounds uint64
 	for _, n := range c.nodes {
-		rounds += n.beats.rounds.Load()
+		rounds += n.link.Stats().Rounds
 	}
 	if rounds == 0 {
 		t.Fatal("no heartbeat rounds were exchanged")
@@ -75,7 +77,7 @@ func TestReadIndexNeedsAFreshRound(t *testing.T) {
 	for _, p := range proxies {
 		p.heal()
 	}
-	waitFor(t, 15*time.Second, "reads served again", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "reads served again", func() bool {
 		i := c.leader(gid)
 		return c.nodes[i].Group(gid).ReadIndex(ctx) == nil
 	})
@@ -91,7 +93,7 @@ func TestLeaderRunsWithStretchedHeartbeats(t *testing.T) {
 	if tm.LeaderHeartbeatTimeout <= tm.HeartbeatTimeout {
 		t.Fatalf("test timing does not stretch: leader %v, follower %v", tm.LeaderHeartbeatTimeout, tm.HeartbeatTimeout)
 	}
-	waitFor(t, 10*time.Second, "leaders stretched, followers not", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "leaders stretched, followers not", func() bool {
 		for _, n := range c.nodes {
 			for _, g := range n.Groups() {
 				want := tm.HeartbeatTimeout
@@ -150,19 +152,6 @@ func TestLeadersHeartbeatOnTheTicks(t *testing.T) {
 			if g.Raft().State() != raft.Leader || g.Raft().CurrentTerm() != l.term {
 				t.Errorf("group %d: %s no longer leads term %d (%v, term %d)", g.ID(), n.cfg.ID, l.term, g.Raft().State(), g.Raft().CurrentTerm())
 			}
-		}
-	}
-}
-
-func TestUntilTick(t *testing.T) {
-	iv := 300 * time.Millisecond
-	for _, tc := range []struct {
-		at   time.Duration // after a multiple of iv
-		want time.Duration
-	}{{0, iv}, {1, iv - 1}, {100 * time.Millisecond, 200 * time.Millisecond}, {iv - 1, 1}} {
-		now := time.Unix(1800000000, 0).Add(tc.at) // a multiple of 300 ms
-		if got := untilTick(now, iv); got != tc.want {
-			t.Errorf("untilTick(+%v) = %v, want %v", tc.at, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package raftgroup
+package link
 
 import (
 	"bytes"
@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/duro-db/duro/internal/bounded"
 )
 
-// The append protocol (transport.ProtoAppend): the dialing node sends request frames, the
+// The append protocol (framing.ProtoAppend): the dialing node sends request frames, the
 // other answers each with a response frame carrying the same ID, in any order.
 //
 //	request:  version (1 byte) | kindRequest | ID (uvarint) | group (uvarint)
@@ -24,7 +26,7 @@ import (
 //	          status 1: error message (bytes)
 //
 // Integers are uvarints; bytes are a uvarint length and the bytes. A request that would
-// not fit in one frame (transport.MaxFrameSize) goes by raft's own transport instead.
+// not fit in one frame (framing.MaxFrameSize) goes by raft's own transport instead.
 //
 // The leader field is where raft's deprecated AppendEntriesRequest.Leader travelled. Raft
 // (v1.7) fills it and RPCHeader.Addr with the same bytes, and reads Addr, falling back to
@@ -45,7 +47,7 @@ const (
 )
 
 // errAppendDecode wraps every decoding error of the append protocol.
-var errAppendDecode = errors.New("raftgroup: bad append frame")
+var errAppendDecode = errors.New("link: bad append frame")
 
 func appendBlob(dst, b []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b)))
@@ -93,8 +95,8 @@ func appendResponseFrame(dst []byte, id uint64, resp *raft.AppendEntriesResponse
 	if err != nil {
 		dst = append(dst, 1)
 		msg := err.Error()
-		if len(msg) > maxBeatName {
-			msg = msg[:maxBeatName]
+		if len(msg) > maxName {
+			msg = msg[:maxName]
 		}
 		return appendBlob(dst, []byte(msg))
 	}
@@ -112,90 +114,97 @@ func appendResponseFrame(dst []byte, id uint64, resp *raft.AppendEntriesResponse
 	return append(dst, flags)
 }
 
-func (r *beatReader) rpcHeader() raft.RPCHeader {
-	v := r.uvarint("protocol version")
-	if r.err == nil && v > uint64(raft.ProtocolVersionMax) {
-		r.fail("protocol version %d", v)
+// appendReader decodes one frame of the append protocol.
+type appendReader struct {
+	bounded.Reader
+	// owned: the reader reads its own copy of the frame, so what it returns may alias it
+	// (see keep); otherwise the frame is the connection's reused buffer.
+	owned bool
+}
+
+func (r *appendReader) rpcHeader() raft.RPCHeader {
+	v := r.Uvarint("protocol version")
+	if r.Err() == nil && v > uint64(raft.ProtocolVersionMax) {
+		r.Fail("protocol version %d", v)
 	}
-	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: r.keep(r.bytes("sender ID")), Addr: r.keep(r.bytes("sender address"))}
+	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(v), ID: r.keep(r.Bytes("sender ID", maxName)), Addr: r.keep(r.Bytes("sender address", maxName))}
 }
 
 // keep returns b, a part of the frame, for the decoded message to hold: copied out of a
-// reused frame, or as it is from the reader's own copy (capped, so nothing appends into
-// its neighbour). Empty stays nil, as raft's own decoding leaves it.
-func (r *beatReader) keep(b []byte) []byte {
+// reused frame, or as it is from the reader's own copy (its capacity already cut by the
+// Reader, so nothing appends into its neighbour). Empty stays nil, as raft's own decoding
+// leaves it.
+func (r *appendReader) keep(b []byte) []byte {
 	switch {
 	case len(b) == 0:
 		return nil
 	case r.owned:
-		return b[:len(b):len(b)]
+		return b
 	default:
 		return append([]byte(nil), b...)
 	}
 }
 
-// frameHead reads a frame's version, kind and ID.
-func (r *beatReader) frameHead() (kind byte, id uint64) {
-	if v := r.byte("version"); r.err == nil && v != appendVersion {
-		r.fail("version %d", v)
+// head reads a frame's version, kind and ID, and requires the kind.
+func (r *appendReader) head(want byte) (id uint64) {
+	if v := r.Byte("version"); r.Err() == nil && v != appendVersion {
+		r.Fail("version %d", v)
 	}
-	kind = r.byte("kind")
-	if r.err == nil && kind != kindRequest && kind != kindResponse {
-		r.fail("kind %d", kind)
+	kind := r.Byte("kind")
+	if r.Err() == nil && kind != kindRequest && kind != kindResponse {
+		r.Fail("kind %d", kind)
 	}
-	return kind, r.uvarint("ID")
+	if r.Err() == nil && kind != want {
+		if want == kindRequest {
+			r.Fail("kind %d, want a request", kind)
+		} else {
+			r.Fail("kind %d, want a response", kind)
+		}
+	}
+	return r.Uvarint("ID")
 }
 
 // decodeAppendRequest decodes a request frame. Nothing in the result aliases b: the
 // entries' data share one copy of the frame, one allocation instead of one per entry.
 func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest, err error) {
-	r := beatReader{b: bytes.Clone(b), kind: errAppendDecode, owned: true}
-	kind, id := r.frameHead()
-	if r.err == nil && kind != kindRequest {
-		r.fail("kind %d, want a request", kind)
-	}
-	gid = r.uvarint("group")
+	r := appendReader{Reader: bounded.NewReader(bytes.Clone(b), errAppendDecode), owned: true}
+	id = r.head(kindRequest)
+	gid = r.Uvarint("group")
 	a = &raft.AppendEntriesRequest{RPCHeader: r.rpcHeader()}
-	a.Term = r.uvarint("term")
-	if leader := r.bytes("leader"); len(a.RPCHeader.Addr) == 0 {
+	a.Term = r.Uvarint("term")
+	if leader := r.Bytes("leader", maxName); len(a.RPCHeader.Addr) == 0 {
 		a.RPCHeader.Addr = r.keep(leader)
 	}
-	a.PrevLogEntry = r.uvarint("prev log entry")
-	a.PrevLogTerm = r.uvarint("prev log term")
-	a.LeaderCommitIndex = r.uvarint("leader commit")
-	n := r.countUpTo(minEntrySize, maxAppendEntries)
-	if r.err != nil {
-		return 0, 0, nil, r.err
+	a.PrevLogEntry = r.Uvarint("prev log entry")
+	a.PrevLogTerm = r.Uvarint("prev log term")
+	a.LeaderCommitIndex = r.Uvarint("leader commit")
+	n := r.Count("count", minEntrySize, maxAppendEntries)
+	if r.Err() != nil {
+		return 0, 0, nil, r.Err()
 	}
 	if n > 0 {
 		logs := make([]raft.Log, n)
 		a.Entries = make([]*raft.Log, n)
 		for i := range logs {
 			e := &logs[i]
-			e.Index = r.uvarint("index")
-			e.Term = r.uvarint("term")
-			e.Type = raft.LogType(r.byte("type"))
-			e.Data = r.keep(r.blob("data", maxBlob))
-			e.Extensions = r.keep(r.blob("extensions", maxBlob))
-			switch f := r.byte("appended-at flag"); f {
+			e.Index = r.Uvarint("index")
+			e.Term = r.Uvarint("term")
+			e.Type = raft.LogType(r.Byte("type"))
+			e.Data = r.keep(r.Bytes("data", maxBlob))
+			e.Extensions = r.keep(r.Bytes("extensions", maxBlob))
+			switch f := r.Byte("appended-at flag"); f {
 			case 0:
 			case 1:
-				if r.err == nil {
-					v, k := binary.Varint(r.b)
-					if k <= 0 {
-						r.fail("appended-at: bad varint")
-					} else {
-						r.b = r.b[k:]
-						e.AppendedAt = time.Unix(0, v)
-					}
+				if v := r.Varint("appended-at"); r.Err() == nil {
+					e.AppendedAt = time.Unix(0, v)
 				}
 			default:
-				r.fail("appended-at flag %d", f)
+				r.Fail("appended-at flag %d", f)
 			}
 			a.Entries[i] = e
 		}
 	}
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return 0, 0, nil, err
 	}
 	return id, gid, a, nil
@@ -204,31 +213,28 @@ func decodeAppendRequest(b []byte) (id, gid uint64, a *raft.AppendEntriesRequest
 // decodeAppendResponse decodes a response frame: the response, or the error the peer
 // answered with (remote), or a decoding error (err).
 func decodeAppendResponse(b []byte) (id uint64, resp *raft.AppendEntriesResponse, remote, err error) {
-	r := beatReader{b: b, kind: errAppendDecode}
-	kind, id := r.frameHead()
-	if r.err == nil && kind != kindResponse {
-		r.fail("kind %d, want a response", kind)
-	}
-	switch status := r.byte("status"); {
-	case r.err != nil:
+	r := appendReader{Reader: bounded.NewReader(b, errAppendDecode)}
+	id = r.head(kindResponse)
+	switch status := r.Byte("status"); {
+	case r.Err() != nil:
 	case status == 1:
-		msg := string(r.bytes("error"))
-		if err := r.end(); err != nil {
+		msg := string(r.Bytes("error", maxName))
+		if err := r.End(); err != nil {
 			return 0, nil, nil, err
 		}
 		return id, nil, errors.New(msg), nil
 	case status != 0:
-		r.fail("status %d", status)
+		r.Fail("status %d", status)
 	}
 	resp = &raft.AppendEntriesResponse{RPCHeader: r.rpcHeader()}
-	resp.Term = r.uvarint("term")
-	resp.LastLog = r.uvarint("last log")
-	flags := r.byte("flags")
-	if r.err == nil && flags&^3 != 0 {
-		r.fail("flags %#x", flags)
+	resp.Term = r.Uvarint("term")
+	resp.LastLog = r.Uvarint("last log")
+	flags := r.Byte("flags")
+	if r.Err() == nil && flags&^3 != 0 {
+		r.Fail("flags %#x", flags)
 	}
 	resp.Success, resp.NoRetryBackoff = flags&1 != 0, flags&2 != 0
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return 0, nil, nil, err
 	}
 	return id, resp, nil, nil

@@ -1,4 +1,4 @@
-package transport
+package framing
 
 import (
 	"bufio"
@@ -9,10 +9,10 @@ import (
 	"net"
 )
 
-// MaxFrameSize is the largest payload an SDK frame may carry. It bounds what
-// one length prefix can make a node allocate. It is smaller than a PutMany of
-// 128 values at DESIGN.md's 128 KiB limit (16 MiB), so the SDK protocol must
-// cap a request's total size, not only each value's.
+// MaxFrameSize is the largest payload a frame may carry. It bounds what one
+// length prefix can make a node allocate. It is smaller than a PutMany of 128
+// values at the 128 KiB value limit (fsm.MaxValueSize; 16 MiB), so the SDK
+// protocol must cap a request's total size, not only each value's.
 const MaxFrameSize = 4 << 20
 
 // frameHeaderLen is the size of a frame's big-endian length prefix.
@@ -21,7 +21,7 @@ const frameHeaderLen = 4
 // ErrFrameTooLarge is returned (wrapped) by WriteFrame for a payload larger
 // than MaxFrameSize and by ReadFrame for a declared length larger than it.
 // A reader that sees it cannot resynchronise and should close the stream.
-var ErrFrameTooLarge = errors.New("transport: frame too large")
+var ErrFrameTooLarge = errors.New("framing: frame too large")
 
 // WriteFrame writes payload as one frame: a 4-byte big-endian length, then
 // the payload. Into a *bufio.Writer (what callers writing small frames to a
@@ -36,10 +36,10 @@ func WriteFrame(w io.Writer, payload []byte) error {
 	if bw, ok := w.(*bufio.Writer); ok {
 		hdr := binary.BigEndian.AppendUint32(bw.AvailableBuffer(), uint32(len(payload)))
 		if _, err := bw.Write(hdr); err != nil {
-			return fmt.Errorf("transport: write frame: %w", err)
+			return fmt.Errorf("framing: write frame: %w", err)
 		}
 		if _, err := bw.Write(payload); err != nil {
-			return fmt.Errorf("transport: write frame: %w", err)
+			return fmt.Errorf("framing: write frame: %w", err)
 		}
 		return nil
 	}
@@ -47,7 +47,7 @@ func WriteFrame(w io.Writer, payload []byte) error {
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
 	bufs := net.Buffers{hdr[:], payload}
 	if _, err := bufs.WriteTo(w); err != nil {
-		return fmt.Errorf("transport: write frame: %w", err)
+		return fmt.Errorf("framing: write frame: %w", err)
 	}
 	return nil
 }

@@ -1,51 +1,10 @@
 package raftgroup
 
 import (
-	"context"
-	"fmt"
 	"strconv"
-	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/duro-db/duro/fsm"
-	"github.com/duro-db/duro/internal/logstore"
-	"github.com/duro-db/duro/internal/metrics"
 )
-
-// groupFSM is what raft applies to: the group's state machine, behind two duties.
-//
-// It applies an entry only once the entry is durable in this node's raft log. A leader's
-// log store acknowledges appends before their fsync (logstore.SetAsyncAppends) so that
-// the leader's fsync runs while the entries travel to the followers, instead of before;
-// raft then counts the leader's own copy toward a commit before it is on disk. Holding
-// back the apply (and so every reply and every read, which come from applied state) until
-// the local copy is durable, and never advertising a commit index beyond it to followers
-// (beatTransport), makes every entry anyone can observe durable on a majority, as if the
-// leader had fsynced first. On followers appends are synchronous and the wait is free.
-//
-// And it measures each batch for the node's metrics.
-type groupFSM struct {
-	*fsm.Store
-	logs *logstore.GroupStore
-	m    *metrics.Node
-}
-
-func (f groupFSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	if len(logs) > 0 {
-		last := logs[len(logs)-1].Index
-		if err := f.logs.WaitDurable(context.Background(), last); err != nil {
-			// The log store failed or closed under raft: continuing would expose entries
-			// that may not be on disk. The store's failure hook stops the node.
-			panic(fmt.Sprintf("raftgroup: group %d: entries up to %d never became durable: %v", f.logs.ID(), last, err))
-		}
-	}
-	start := time.Now()
-	out := f.Store.ApplyBatch(logs)
-	f.m.Applied(len(logs), time.Since(start))
-	return out
-}
 
 // stateCollector reads every group's raft state when Prometheus scrapes, instead of
 // keeping gauges up to date on every change.

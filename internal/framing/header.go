@@ -1,4 +1,4 @@
-package transport
+package framing
 
 import (
 	"encoding/binary"
@@ -8,8 +8,9 @@ import (
 )
 
 // Protocol markers, the sixth byte of a connection header. Zero is never
-// valid (it is what an all-zero buffer would send) and 4..255 are reserved
-// for future protocols; a Mux rejects them with ErrUnknownProto.
+// valid (it is what an all-zero buffer would send) and 5..255 are reserved
+// for future protocols; ReadHeader (and so a Mux) rejects them with
+// ErrUnknownProto.
 const (
 	// ProtoRaft is followed by the group ID; the rest of the stream is
 	// hashicorp/raft's NetworkTransport protocol for that group.
@@ -50,14 +51,14 @@ const headerMagic = "DURO"
 // They are wrapped with detail; test with errors.Is.
 var (
 	// ErrBadMagic: the connection does not start with "DURO".
-	ErrBadMagic = errors.New("transport: bad header magic")
+	ErrBadMagic = errors.New("framing: bad header magic")
 	// ErrBadVersion: the header version is not HeaderVersion.
-	ErrBadVersion = errors.New("transport: unsupported header version")
+	ErrBadVersion = errors.New("framing: unsupported header version")
 	// ErrUnknownProto: the protocol byte is not ProtoRaft, ProtoClient, ProtoBeat or ProtoAppend.
-	ErrUnknownProto = errors.New("transport: unknown protocol")
+	ErrUnknownProto = errors.New("framing: unknown protocol")
 	// ErrBadGroup: the group ID overflows, exceeds MaxGroupID, is not in
 	// minimal uvarint form, or is given for a protocol that carries none.
-	ErrBadGroup = errors.New("transport: bad group ID")
+	ErrBadGroup = errors.New("framing: bad group ID")
 )
 
 // AppendHeader appends the header for proto (and group, for ProtoRaft) to dst.
@@ -94,7 +95,7 @@ func WriteHeader(w io.Writer, proto byte, group uint64) error {
 		return err
 	}
 	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("transport: write header: %w", err)
+		return fmt.Errorf("framing: write header: %w", err)
 	}
 	return nil
 }

@@ -1,10 +1,7 @@
-package raftgroup
+package link
 
 import (
 	"bufio"
-	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -13,8 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/internal/logstore"
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Coalesced heartbeats.
@@ -28,28 +24,27 @@ import (
 // each entry to the group's raft heartbeat handler (the same fast path NetworkTransport
 // uses) and answers with one frame of acks.
 //
-// Raft's own heartbeat goroutines still run: the group's transport (beatTransport) answers
-// their heartbeat calls from the peer's latest round, when it is at most `fresh` old, and
-// otherwise makes them wait for the next round. So raft sees the same facts (the follower
-// accepted this term, at most `fresh` ago) and keeps its failure detection and leader lease.
+// Raft's own heartbeat goroutines still run: the group's Transport answers their heartbeat
+// calls from the peer's latest round, when it is at most `fresh` old, and otherwise makes
+// them wait for the next round. So raft sees the same facts (the follower accepted this
+// term, at most `fresh` ago) and keeps its failure detection and leader lease.
 //
 // An idle node's CPU is its wakeups: each costs thread switches in the kernel and the Go
 // scheduler, however little it then does. So every periodic thing falls on one tick per
 // interval, a multiple of it on the wall clock (ticker): the rounds to every peer, and,
 // since peers' clocks agree to well within an interval, the rounds from them. At the same
-// tick each group this node leads asks its raft for heartbeats (pumpHeartbeats calls
-// VerifyLeader, whose only effect we want is to wake raft's heartbeat goroutines), which
-// the latest round answers. The contact times those calls refresh then fall on ticks too,
-// and so do raft's leader-lease checks, which it schedules a lease after the oldest
-// contact. Raft's own heartbeat timer, Timing.LeaderHeartbeatTimeout/10 or more, is
-// longer than the interval, so it fires only if the ticks stop.
+// tick each group this node leads asks its raft for heartbeats (through the pump it set
+// with SetPump; raftgroup calls VerifyLeader, whose only effect it wants is to wake raft's
+// heartbeat goroutines), which the latest round answers. The contact times those calls
+// refresh then fall on ticks too, and so do raft's leader-lease checks, which it schedules
+// a lease after the oldest contact. Raft's own heartbeat timer, LeaderHeartbeatTimeout/10
+// or more, is longer than the interval, so it fires only if the ticks stop.
 //
-// Linearizable reads must not use an answer that may predate them. ReadIndex therefore
-// confirms leadership with confirm, which waits for rounds that START after it was called
-// (never a cached answer), the same guarantee raft's VerifyLeader gives, and concurrent
-// reads of every group share those rounds.
+// Linearizable reads must not use an answer that may predate them. Confirm therefore waits
+// for rounds that START after it was called (never a cached answer), the same guarantee
+// raft's VerifyLeader gives, and concurrent reads of every group share those rounds.
 type beats struct {
-	n          *Node
+	l          *Link
 	interval   time.Duration // between rounds to one peer
 	fresh      time.Duration // how long a round's ack answers raft's heartbeat calls
 	expire     time.Duration // a group raft stopped heartbeating for this long leaves the rounds
@@ -61,53 +56,39 @@ type beats struct {
 	rounds atomic.Uint64 // rounds answered, all peers
 
 	mu       sync.Mutex
-	closed   bool
 	peers    map[string]*beatPeer
 	handlers map[uint64]func(raft.RPC)
 	pumps    map[uint64]chan<- struct{} // groups this node leads: ask for heartbeats each tick
-	conns    map[net.Conn]struct{}      // accepted connections
-
-	ln   net.Listener
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
-// errBeatsClosed is returned to heartbeat calls and confirmations once the node closes.
-var errBeatsClosed = errors.New("raftgroup: heartbeats closed")
-
-func newBeats(n *Node) *beats {
-	hb := n.cfg.Timing.HeartbeatTimeout
+func newBeats(l *Link) *beats {
+	hb := l.cfg.HeartbeatTimeout
 	b := &beats{
-		n:          n,
+		l:          l,
 		interval:   hb / 3,
 		fresh:      hb / 2,
-		expire:     n.cfg.Timing.LeaderHeartbeatTimeout / 2, // raft's leader heartbeats come every fifth of it at most
+		expire:     l.cfg.LeaderHeartbeatTimeout / 2, // raft's leader heartbeats come every fifth of it at most
 		timeout:    hb,
 		idle:       10 * hb,
-		leaderID:   []byte(n.cfg.ID),
-		leaderAddr: []byte(n.mux.Advertise().String()),
+		leaderID:   []byte(l.cfg.ID),
+		leaderAddr: []byte(l.cfg.Advertise),
 		peers:      map[string]*beatPeer{},
 		handlers:   map[uint64]func(raft.RPC){},
 		pumps:      map[uint64]chan<- struct{}{},
-		conns:      map[net.Conn]struct{}{},
-		ln:         n.mux.BeatListener(),
-		stop:       make(chan struct{}),
 	}
-	b.wg.Add(2)
-	go b.accept()
-	go b.ticker()
+	l.conns.serve(l.cfg.Beats, b.serve)
+	l.conns.start(b.ticker)
 	return b
 }
 
 // ticker starts the periodic round to every peer, and asks every group this node leads
 // for heartbeats, at the same instants: multiples of interval on the wall clock.
 func (b *beats) ticker() {
-	defer b.wg.Done()
 	t := time.NewTimer(untilTick(time.Now(), b.interval))
 	defer t.Stop()
 	for {
 		select {
-		case <-b.stop:
+		case <-b.l.conns.stop:
 			return
 		case <-t.C:
 		}
@@ -132,23 +113,6 @@ func (b *beats) ticker() {
 // untilTick is the time from now to the next multiple of interval on the wall clock.
 func untilTick(now time.Time, interval time.Duration) time.Duration {
 	return interval - time.Duration(now.UnixNano()%int64(interval))
-}
-
-// close stops every round, fails every waiter and closes every connection.
-func (b *beats) close() {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return
-	}
-	b.closed = true
-	close(b.stop)
-	for c := range b.conns {
-		c.Close()
-	}
-	b.mu.Unlock()
-	b.ln.Close()
-	b.wg.Wait()
 }
 
 // setHandler records (or with nil, removes) the heartbeat handler of a group's raft.
@@ -178,15 +142,13 @@ func (b *beats) setPump(gid uint64, ch chan<- struct{}) {
 func (b *beats) peer(id string) (*beatPeer, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, errBeatsClosed
-	}
 	p := b.peers[id]
 	if p == nil {
 		p = &beatPeer{b: b, id: id, tick: make(chan struct{}, 1), kick: make(chan struct{}, 1), entries: map[uint64]*beatEntry{}}
+		if !b.l.conns.start(p.run) {
+			return nil, ErrClosed
+		}
 		b.peers[id] = p
-		b.wg.Add(1)
-		go p.run()
 	}
 	return p, nil
 }
@@ -210,9 +172,7 @@ func (b *beats) heartbeat(id string, gid, term uint64, stop <-chan struct{}) (be
 	return p.await(w, e, gid, term, stop)
 }
 
-// confirm returns how many of peers accept this node as the leader of gid in term, as
-// seen by rounds that started after confirm was called. It returns as soon as need peers
-// have, or when every peer has answered, failed or timed out, or stop is closed.
+// confirm implements Link.Confirm.
 func (b *beats) confirm(gid, term uint64, peers []string, need int, stop <-chan struct{}) int {
 	if need <= 0 {
 		return 0
@@ -326,27 +286,26 @@ func (p *beatPeer) await(w *beatWait, e *beatEntry, gid, term uint64, stop <-cha
 	select {
 	case <-w.done:
 	case <-stop:
-		return beatAck{}, errBeatsClosed
-	case <-p.b.stop:
-		return beatAck{}, errBeatsClosed
+		return beatAck{}, ErrClosed
+	case <-p.b.l.conns.stop:
+		return beatAck{}, ErrClosed
 	case <-t.C:
-		return beatAck{}, fmt.Errorf("raftgroup: heartbeat to %s: no round within %v", p.id, p.b.timeout)
+		return beatAck{}, fmt.Errorf("link: heartbeat to %s: no round within %v", p.id, p.b.timeout)
 	}
 	if w.err != nil {
 		return beatAck{}, w.err
 	}
 	s, ok := w.sent[gid]
 	if !ok || s.term != term {
-		return beatAck{}, fmt.Errorf("raftgroup: heartbeat to %s: group %d term %d not in the round", p.id, gid, term)
+		return beatAck{}, fmt.Errorf("link: heartbeat to %s: group %d term %d not in the round", p.id, gid, term)
 	}
 	return s.ack, nil
 }
 
 func (p *beatPeer) run() {
-	defer p.b.wg.Done()
 	for {
 		select {
-		case <-p.b.stop:
+		case <-p.b.l.conns.stop:
 			p.closeConn()
 			return
 		case <-p.tick:
@@ -382,7 +341,9 @@ func (p *beatPeer) round() {
 	if err == nil {
 		p.b.rounds.Add(1)
 	}
-	p.b.n.cfg.Metrics.HeartbeatRound(p.id, err == nil)
+	if on := p.b.l.cfg.OnRound; on != nil {
+		on(p.id, err == nil)
+	}
 	var sent map[uint64]sentAck
 	if err == nil && w != nil {
 		sent = make(map[uint64]sentAck, len(acks))
@@ -410,29 +371,31 @@ func (p *beatPeer) exchange(list []beat) ([]beatAck, error) {
 	acks, err := p.tryExchange(list)
 	if err != nil {
 		p.closeConn()
-		return nil, fmt.Errorf("raftgroup: heartbeat round to %s: %w", p.id, err)
+		return nil, fmt.Errorf("link: heartbeat round to %s: %w", p.id, err)
 	}
 	return acks, nil
 }
 
 func (p *beatPeer) tryExchange(list []beat) ([]beatAck, error) {
 	if p.conn == nil {
-		if err := p.dial(); err != nil {
+		c, err := p.b.l.conns.dial(p.id, framing.ProtoBeat, p.b.timeout)
+		if err != nil {
 			return nil, err
 		}
+		p.conn, p.br, p.bw = c, bufio.NewReader(c), bufio.NewWriter(c)
 	}
 	p.roundID++
 	p.out = appendBeatRound(p.out[:0], &beatRound{id: p.roundID, leaderID: p.b.leaderID, leaderAddr: p.b.leaderAddr, beats: list})
 	if err := p.conn.SetDeadline(time.Now().Add(p.b.timeout)); err != nil {
 		return nil, err
 	}
-	if err := transport.WriteFrame(p.bw, p.out); err != nil {
+	if err := framing.WriteFrame(p.bw, p.out); err != nil {
 		return nil, err
 	}
 	if err := p.bw.Flush(); err != nil {
 		return nil, err
 	}
-	frame, err := transport.ReadFrame(p.br, p.in)
+	frame, err := framing.ReadFrame(p.br, p.in)
 	if err != nil {
 		return nil, err
 	}
@@ -452,90 +415,37 @@ func (p *beatPeer) tryExchange(list []beat) ([]beatAck, error) {
 	return acks, nil
 }
 
-func (p *beatPeer) dial() error {
-	addr, err := dialAddrs{p.b.n}.ServerAddr(raft.ServerID(p.id))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.b.timeout)
-	defer cancel()
-	c, err := transport.Dial(ctx, string(addr), transport.ProtoBeat, 0)
-	if err != nil {
-		return err
-	}
-	p.b.mu.Lock()
-	if p.b.closed {
-		p.b.mu.Unlock()
-		c.Close()
-		return errBeatsClosed
-	}
-	p.b.conns[c] = struct{}{}
-	p.b.mu.Unlock()
-	p.conn, p.br, p.bw = c, bufio.NewReader(c), bufio.NewWriter(c)
-	return nil
-}
-
 func (p *beatPeer) closeConn() {
 	if p.conn == nil {
 		return
 	}
-	p.b.mu.Lock()
-	delete(p.b.conns, p.conn)
-	p.b.mu.Unlock()
-	p.conn.Close()
+	p.b.l.conns.release(p.conn)
 	p.conn, p.br, p.bw = nil, nil, nil
 }
 
-// accept serves the rounds of peers that lead groups this node follows.
-func (b *beats) accept() {
-	defer b.wg.Done()
-	for {
-		c, err := b.ln.Accept()
-		if err != nil {
-			return // the listener closes with the node or the Mux
-		}
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			c.Close()
-			return
-		}
-		b.conns[c] = struct{}{}
-		b.wg.Add(1)
-		b.mu.Unlock()
-		go b.serve(c)
-	}
-}
-
+// serve answers the rounds of a peer that leads groups this node follows.
 func (b *beats) serve(c net.Conn) {
-	defer b.wg.Done()
-	defer func() {
-		b.mu.Lock()
-		delete(b.conns, c)
-		b.mu.Unlock()
-		c.Close()
-	}()
 	br, bw := bufio.NewReader(c), bufio.NewWriter(c)
 	var in, out []byte
 	for {
 		if err := c.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
 			return
 		}
-		frame, err := transport.ReadFrame(br, in)
+		frame, err := framing.ReadFrame(br, in)
 		if err != nil {
 			return
 		}
 		in = frame
 		round, err := decodeBeatRound(frame)
 		if err != nil {
-			b.n.log.Debug("dropping a heartbeat connection", "remote", c.RemoteAddr().String(), "err", err)
+			b.l.log.Debug("dropping a heartbeat connection", "remote", c.RemoteAddr().String(), "err", err)
 			return
 		}
 		out = appendBeatAcks(out[:0], round.id, b.handle(round))
 		if err := c.SetWriteDeadline(time.Now().Add(b.timeout)); err != nil {
 			return
 		}
-		if err := transport.WriteFrame(bw, out); err != nil {
+		if err := framing.WriteFrame(bw, out); err != nil {
 			return
 		}
 		if err := bw.Flush(); err != nil {
@@ -575,99 +485,4 @@ func (b *beats) handle(r *beatRound) []beatAck {
 		}
 	}
 	return acks
-}
-
-// beatTransport is a group's raft transport: raft's NetworkTransport, except that
-// heartbeats go through the node's coalesced rounds and other AppendEntries through the
-// node's shared replication connections (append.go).
-type beatTransport struct {
-	*raft.NetworkTransport
-	b    *beats
-	a    *appender
-	gid  uint64
-	logs *logstore.GroupStore
-	stop <-chan struct{} // the group's shutdown
-	// rpcs is what raft consumes: NetworkTransport's RPCs, forwarded, and the appender's.
-	rpcs chan raft.RPC
-}
-
-func newBeatTransport(nt *raft.NetworkTransport, b *beats, a *appender, gid uint64, logs *logstore.GroupStore, stop <-chan struct{}) *beatTransport {
-	t := &beatTransport{NetworkTransport: nt, b: b, a: a, gid: gid, logs: logs, stop: stop, rpcs: make(chan raft.RPC)}
-	go t.forward()
-	a.setConsumer(gid, t.rpcs, stop)
-	return t
-}
-
-// Consumer returns the channel raft takes every incoming RPC from.
-func (t *beatTransport) Consumer() <-chan raft.RPC { return t.rpcs }
-
-// forward passes NetworkTransport's RPCs (votes, snapshots, and appends from a peer that
-// does not use the shared connections) on to raft until the group shuts down.
-func (t *beatTransport) forward() {
-	in := t.NetworkTransport.Consumer()
-	for {
-		select {
-		case rpc := <-in:
-			select {
-			case t.rpcs <- rpc:
-			case <-t.stop:
-				return
-			}
-		case <-t.stop:
-			return
-		}
-	}
-}
-
-// AppendEntries sends entries on the node's shared connection to the peer (or, when
-// they would not fit in one frame, on the group's own), and answers heartbeats from the
-// node's rounds to the peer.
-//
-// The commit index it tells followers never exceeds what is durable in this node's log:
-// a leader acknowledges its own appends before their fsync (see groupFSM), and a follower
-// must not apply an entry that a crash of the leader could still take back.
-func (t *beatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if !isHeartbeat(args) {
-		if d := t.logs.DurableIndex(); args.LeaderCommitIndex > d {
-			clamped := *args
-			clamped.LeaderCommitIndex = d
-			args = &clamped
-		}
-		if fitsOneFrame(args) {
-			return t.a.appendEntries(string(id), t.gid, args, resp, t.stop)
-		}
-		return t.NetworkTransport.AppendEntries(id, target, args, resp)
-	}
-	a, err := t.b.heartbeat(string(id), t.gid, args.Term, t.stop)
-	if err != nil {
-		return err
-	}
-	*resp = raft.AppendEntriesResponse{Term: a.term, Success: a.ok}
-	return nil
-}
-
-// fitsOneFrame reports whether args surely encodes within transport.MaxFrameSize.
-func fitsOneFrame(args *raft.AppendEntriesRequest) bool {
-	const perEntry = 4*binary.MaxVarintLen64 + 2 // index, term, lengths, type, flag, time
-	// The address goes twice: in the header and in the leader field.
-	size := 1024 + len(args.RPCHeader.ID) + 2*len(args.RPCHeader.Addr)
-	for _, e := range args.Entries {
-		size += perEntry + len(e.Data) + len(e.Extensions)
-	}
-	return size <= transport.MaxFrameSize
-}
-
-// SetHeartbeatHandler registers raft's heartbeat handler with the node's rounds as well as
-// with NetworkTransport (where a peer without coalescing would still send heartbeats).
-func (t *beatTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
-	t.b.setHandler(t.gid, cb)
-	t.NetworkTransport.SetHeartbeatHandler(cb)
-}
-
-// isHeartbeat is NetworkTransport's own test of a heartbeat: an AppendEntries with a term
-// and a leader address, and no entries, no previous entry and no commit index. Raft names
-// the leader in RPCHeader.Addr (its deprecated Leader field repeats it).
-func isHeartbeat(a *raft.AppendEntriesRequest) bool {
-	return a.Term != 0 && len(a.RPCHeader.Addr) != 0 &&
-		a.PrevLogEntry == 0 && a.PrevLogTerm == 0 && len(a.Entries) == 0 && a.LeaderCommitIndex == 0
 }

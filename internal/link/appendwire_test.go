@@ -1,17 +1,14 @@
-package raftgroup
+package link
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/duro-db/duro/transport"
 )
 
 func sampleAppend() *raft.AppendEntriesRequest {
@@ -136,69 +133,5 @@ func FuzzDecodeAppendResponse(f *testing.F) {
 	f.Add(appendResponseFrame(nil, 3, nil, errors.New("no")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _, _, _ = decodeAppendResponse(b)
-	})
-}
-
-func TestFitsOneFrame(t *testing.T) {
-	small := sampleAppend()
-	if !fitsOneFrame(small) {
-		t.Fatal("a small request does not fit one frame")
-	}
-	big := sampleAppend()
-	big.Entries = append(big.Entries, &raft.Log{Index: 45, Data: make([]byte, transport.MaxFrameSize)})
-	if fitsOneFrame(big) {
-		t.Fatal("a request larger than a frame fits one")
-	}
-	// And the estimate is never below the real size.
-	if n := len(appendRequestFrame(nil, 1<<60, 1<<40, small)); n > transport.MaxFrameSize {
-		t.Fatalf("sample request encodes to %d bytes", n)
-	}
-}
-
-// Followers get their entries over the shared connections, and replication carries on
-// after those connections break.
-func TestReplicationUsesSharedConnections(t *testing.T) {
-	c := newCluster(t, 3, withGroups(4))
-	c.waitAllLeaders()
-	obj := randomID()
-	for gid := range c.nodes[0].Placement().Replicas {
-		c.propose(gid, put(obj, "k", fmt.Sprint(gid)))
-	}
-	// A write returns once a quorum has it; the slowest follower may get it just after.
-	waitFor(t, 10*time.Second, "every node to get append requests over the shared connections", func() bool {
-		for _, n := range c.nodes {
-			if n.appender.delivered.Load() == 0 {
-				return false
-			}
-		}
-		return true
-	})
-
-	// Break every connection; the next writes redial.
-	for _, n := range c.nodes {
-		n.appender.mu.Lock()
-		for conn := range n.appender.conns {
-			conn.Close()
-		}
-		n.appender.mu.Unlock()
-	}
-	before := make([]uint64, len(c.nodes))
-	for i, n := range c.nodes {
-		before[i] = n.appender.delivered.Load()
-	}
-	for gid := range c.nodes[0].Placement().Replicas {
-		res := c.propose(gid, put(obj, "k2", fmt.Sprint(gid)))
-		if res.Err != nil {
-			t.Fatalf("group %d: %v", gid, res.Err)
-		}
-	}
-	waitFor(t, 10*time.Second, "at least two nodes to get entries over new connections", func() bool {
-		grew := 0
-		for i, n := range c.nodes {
-			if n.appender.delivered.Load() > before[i] {
-				grew++
-			}
-		}
-		return grew >= 2
 	})
 }

@@ -1,4 +1,4 @@
-package raftgroup
+package link
 
 import (
 	"errors"

@@ -1,8 +1,7 @@
-package raftgroup
+package link
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/duro-db/duro/transport"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Replication on one connection per peer node.
@@ -27,26 +26,20 @@ import (
 // exactly as NetworkTransport would, and answers when raft has.
 //
 // Only non-heartbeat AppendEntries go this way (heartbeats ride the coalesced rounds,
-// beat.go); votes, snapshots and TimeoutNow stay on NetworkTransport, as does a request
+// beats.go); votes, snapshots and TimeoutNow stay on NetworkTransport, as does a request
 // too large for one frame. Raft sends one AppendEntries at a time per follower and group
 // (no pipelining), so the follower may handle requests of different groups concurrently
 // without reordering any group's.
 type appender struct {
-	n       *Node
+	l       *Link
 	timeout time.Duration // bounds a dial, a write, and the wait for a response
 	idle    time.Duration // an accepted connection silent this long is closed
-	ln      net.Listener
 
 	mu        sync.Mutex
-	closed    bool
 	peers     map[string]*appendPeer
 	consumers map[uint64]appendConsumer
-	conns     map[net.Conn]struct{} // every open connection, both directions
 
-	delivered atomic.Uint64 // requests handed to a group's raft, for tests
-
-	stop chan struct{}
-	wg   sync.WaitGroup
+	delivered atomic.Uint64 // requests handed to a group's raft
 }
 
 // appendConsumer is where a group's raft takes its RPCs, and the group's shutdown.
@@ -55,41 +48,18 @@ type appendConsumer struct {
 	stop <-chan struct{}
 }
 
-var (
-	errAppendClosed  = errors.New("raftgroup: replication connections closed")
-	errAppendTimeout = errors.New("raftgroup: append entries: no response in time")
-)
+var errAppendTimeout = errors.New("link: append entries: no response in time")
 
-func newAppender(n *Node) *appender {
+func newAppender(l *Link) *appender {
 	a := &appender{
-		n:         n,
+		l:         l,
 		timeout:   10 * time.Second, // raft's own transport's I/O timeout
-		idle:      10 * n.cfg.Timing.HeartbeatTimeout,
-		ln:        n.mux.AppendListener(),
+		idle:      10 * l.cfg.HeartbeatTimeout,
 		peers:     map[string]*appendPeer{},
 		consumers: map[uint64]appendConsumer{},
-		conns:     map[net.Conn]struct{}{},
-		stop:      make(chan struct{}),
 	}
-	a.wg.Add(1)
-	go a.accept()
+	l.conns.serve(l.cfg.Appends, a.serve)
 	return a
-}
-
-func (a *appender) close() {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return
-	}
-	a.closed = true
-	close(a.stop)
-	for c := range a.conns {
-		c.Close()
-	}
-	a.mu.Unlock()
-	a.ln.Close()
-	a.wg.Wait()
 }
 
 // setConsumer registers (or with a nil ch, removes) group gid's raft consumer channel.
@@ -108,23 +78,6 @@ func (a *appender) consumer(gid uint64) (appendConsumer, bool) {
 	defer a.mu.Unlock()
 	c, ok := a.consumers[gid]
 	return c, ok
-}
-
-// track records an open connection so that close can close it; false if closing.
-func (a *appender) track(c net.Conn) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return false
-	}
-	a.conns[c] = struct{}{}
-	return true
-}
-
-func (a *appender) untrack(c net.Conn) {
-	a.mu.Lock()
-	delete(a.conns, c)
-	a.mu.Unlock()
 }
 
 // appendConn is one ProtoAppend connection: a writer goroutine that sends queued frames,
@@ -190,8 +143,8 @@ func (ac *appendConn) writeLoop(timeout time.Duration) {
 			return
 		}
 		for frame != nil {
-			if err := transport.WriteFrame(bw, frame); err != nil {
-				ac.fail(fmt.Errorf("raftgroup: append connection: write: %w", err))
+			if err := framing.WriteFrame(bw, frame); err != nil {
+				ac.fail(fmt.Errorf("link: append connection: write: %w", err))
 				return
 			}
 			putFrame(frame)
@@ -202,7 +155,7 @@ func (ac *appendConn) writeLoop(timeout time.Duration) {
 			}
 		}
 		if err := bw.Flush(); err != nil {
-			ac.fail(fmt.Errorf("raftgroup: append connection: write: %w", err))
+			ac.fail(fmt.Errorf("link: append connection: write: %w", err))
 			return
 		}
 	}
@@ -233,8 +186,8 @@ type appendPeer struct {
 func (a *appender) peer(id string) (*appendPeer, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed {
-		return nil, errAppendClosed
+	if isDone(a.l.conns.stop) {
+		return nil, ErrClosed
 	}
 	p := a.peers[id]
 	if p == nil {
@@ -275,8 +228,8 @@ func (a *appender) appendEntries(id string, gid uint64, req *raft.AppendEntriesR
 	case <-stop:
 		ac.unregister(rid)
 		return raft.ErrTransportShutdown
-	case <-a.stop:
-		return errAppendClosed
+	case <-a.l.conns.stop:
+		return ErrClosed
 	}
 }
 
@@ -310,49 +263,19 @@ func (ac *appendConn) unregister(id uint64) {
 	ac.mu.Unlock()
 }
 
-func isDone(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
+// dial opens a connection to the peer, with its writer and its response reader.
 func (p *appendPeer) dial() (*appendConn, error) {
-	a := p.a
-	addr, err := dialAddrs{a.n}.ServerAddr(raft.ServerID(p.id))
+	m := &p.a.l.conns
+	c, err := m.dial(p.id, framing.ProtoAppend, p.a.timeout)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-	defer cancel()
-	c, err := transport.Dial(ctx, string(addr), transport.ProtoAppend, 0)
-	if err != nil {
-		return nil, err
-	}
-	if !a.track(c) {
-		c.Close()
-		return nil, errAppendClosed
-	}
-	return a.run(c, (*appendConn).readResponses), nil
-}
-
-// run starts the writer of connection c and its reader, read; the connection is
-// untracked once read returns.
-func (a *appender) run(c net.Conn, read func(*appendConn)) *appendConn {
 	ac := newAppendConn(c)
-	a.wg.Add(2)
-	go func() {
-		defer a.wg.Done()
-		ac.writeLoop(a.timeout)
-	}()
-	go func() {
-		defer a.wg.Done()
-		defer a.untrack(c)
-		read(ac)
-	}()
-	return ac
+	if !m.start(func() { ac.writeLoop(p.a.timeout) }, func() { defer m.release(c); ac.readResponses() }) {
+		ac.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	return ac, nil
 }
 
 // readResponses hands each response to its request until the connection fails.
@@ -360,9 +283,9 @@ func (ac *appendConn) readResponses() {
 	br := bufio.NewReaderSize(ac.c, 64<<10)
 	var buf []byte
 	for {
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
-			ac.fail(fmt.Errorf("raftgroup: append connection: read: %w", err))
+			ac.fail(fmt.Errorf("link: append connection: read: %w", err))
 			return
 		}
 		buf = frame
@@ -381,25 +304,16 @@ func (ac *appendConn) readResponses() {
 	}
 }
 
-// accept serves the requests of peers that lead groups this node follows.
-func (a *appender) accept() {
-	defer a.wg.Done()
-	for {
-		c, err := a.ln.Accept()
-		if err != nil {
-			return // the listener closes with the node or the Mux
-		}
-		if !a.track(c) {
-			c.Close()
-			return
-		}
-		a.run(c, a.serve)
+// serve reads the requests of a peer that leads groups this node follows, and hands each
+// to its group's raft on a goroutine of its own, so that a group whose raft is busy holds
+// up no other.
+func (a *appender) serve(c net.Conn) {
+	ac := newAppendConn(c)
+	m := &a.l.conns
+	if !m.start(func() { ac.writeLoop(a.timeout) }) {
+		ac.fail(ErrClosed)
+		return
 	}
-}
-
-// serve reads requests and hands each to its group's raft on a goroutine of its own, so
-// that a group whose raft is busy holds up no other.
-func (a *appender) serve(ac *appendConn) {
 	br := bufio.NewReaderSize(ac.c, 64<<10)
 	var buf []byte
 	for {
@@ -407,7 +321,7 @@ func (a *appender) serve(ac *appendConn) {
 			ac.fail(err)
 			return
 		}
-		frame, err := transport.ReadFrame(br, buf)
+		frame, err := framing.ReadFrame(br, buf)
 		if err != nil {
 			ac.fail(err)
 			return
@@ -415,16 +329,17 @@ func (a *appender) serve(ac *appendConn) {
 		buf = frame
 		id, gid, req, err := decodeAppendRequest(frame)
 		if err != nil {
-			a.n.log.Debug("dropping an append connection", "remote", ac.c.RemoteAddr().String(), "err", err)
+			a.l.log.Debug("dropping an append connection", "remote", ac.c.RemoteAddr().String(), "err", err)
 			ac.fail(err)
 			return
 		}
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
+		if !m.start(func() {
 			resp, err := a.deliver(gid, req, ac.dead)
 			_ = ac.send(appendResponseFrame(getFrame(), id, resp, err))
-		}()
+		}) {
+			ac.fail(ErrClosed)
+			return
+		}
 	}
 }
 
@@ -432,7 +347,7 @@ func (a *appender) serve(ac *appendConn) {
 func (a *appender) deliver(gid uint64, req *raft.AppendEntriesRequest, dead <-chan struct{}) (*raft.AppendEntriesResponse, error) {
 	c, ok := a.consumer(gid)
 	if !ok {
-		return nil, fmt.Errorf("raftgroup: group %d is not running on this node", gid)
+		return nil, fmt.Errorf("link: group %d is not running on this node", gid)
 	}
 	respCh := make(chan raft.RPCResponse, 1)
 	select {
@@ -441,9 +356,9 @@ func (a *appender) deliver(gid uint64, req *raft.AppendEntriesRequest, dead <-ch
 	case <-c.stop:
 		return nil, raft.ErrTransportShutdown
 	case <-dead:
-		return nil, errAppendClosed
-	case <-a.stop:
-		return nil, errAppendClosed
+		return nil, ErrClosed
+	case <-a.l.conns.stop:
+		return nil, ErrClosed
 	}
 	select {
 	case r := <-respCh:
@@ -452,12 +367,12 @@ func (a *appender) deliver(gid uint64, req *raft.AppendEntriesRequest, dead <-ch
 		}
 		resp, ok := r.Response.(*raft.AppendEntriesResponse)
 		if !ok {
-			return nil, fmt.Errorf("raftgroup: group %d answered append entries with %T", gid, r.Response)
+			return nil, fmt.Errorf("link: group %d answered append entries with %T", gid, r.Response)
 		}
 		return resp, nil
 	case <-c.stop:
 		return nil, raft.ErrTransportShutdown
-	case <-a.stop:
-		return nil, errAppendClosed
+	case <-a.l.conns.stop:
+		return nil, ErrClosed
 	}
 }
