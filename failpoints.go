@@ -101,7 +101,7 @@ func crashNow(why string) {
 	select {} // the signal is delivered asynchronously; never run on
 }
 
-// propose is group.Propose with the fault switches applied. Only calls from an SDK
+// propose is group.Submit with the fault switches applied. Only calls from an SDK
 // client (cmd.Client set) trigger the crash failpoints, so activation and alarms do not
 // consume an arming meant for a call.
 func (a *group) propose(term uint64, cmd *fsm.Command) objects.Proposal {

@@ -15,7 +15,7 @@ import (
 // A group's state machine is rebuilt from raft (the latest snapshot, then the log) after
 // any crash that could have torn it, so it need not fsync: the raft log, fsynced before
 // anything is acknowledged, is what makes writes durable. Skipping the state machine's
-// fsyncs removes a second fsync stream per group, the wall MEASUREMENTS.md describes.
+// fsyncs removes a second fsync stream per group (PERFORMANCE.md has the measurement).
 //
 // Which crashes can tear it: bbolt without fsync writes its pages and then its meta page;
 // after a process crash (kill -9, panic, OOM) every completed write is in the kernel's page
