@@ -3,9 +3,10 @@ package duro
 // Hidden fault switches for the fault tests and the Jepsen harness (bench/jepsen). They
 // exist so that those tools can show (1) that the output gate holds when a leader dies
 // between running a call and committing its command, and (2) that the harness catches a
-// broken guarantee. They are read once, from the environment, when the process starts;
-// an ordinary deployment never sets these variables, and then every hook below is a
-// nil-check.
+// broken guarantee. They are compiled in only with -tags failpoints (failpoints_on.go),
+// as bbolt and etcd do with theirs: a release build refuses the variables below instead
+// of running without the fault a test asked for, and its write path makes one nil check.
+// Start reads them from the environment, once.
 //
 //	DURO_FAILPOINTS=crash-before-propose=PATH  the first write whose command is about to
 //	                                           be handed to raft while PATH exists removes
@@ -45,17 +46,6 @@ type faultSwitches struct {
 	ackBeforeCommit    bool
 	staleReads         bool
 }
-
-// faults is set once at process start and never changes afterwards.
-var faults = func() faultSwitches {
-	f, err := parseFaults(os.Getenv(EnvFailpoints), os.Getenv(EnvUnsafe))
-	if err != nil {
-		// A typo must not silently run a fault test without its fault.
-		fmt.Fprintf(os.Stderr, "duro: %v\n", err)
-		os.Exit(2)
-	}
-	return f
-}()
 
 func parseFaults(failpoints, unsafe string) (faultSwitches, error) {
 	var f faultSwitches
@@ -101,10 +91,14 @@ func crashNow(why string) {
 	select {} // the signal is delivered asynchronously; never run on
 }
 
-// propose is group.Submit with the fault switches applied. Only calls from an SDK
-// client (cmd.Client set) trigger the crash failpoints, so activation and alarms do not
-// consume an arming meant for a call.
+// propose is group.Submit with the fault switches applied, if any are on. Only calls
+// from an SDK client (cmd.Client set) trigger the crash failpoints, so activation and
+// alarms do not consume an arming meant for a call.
 func (a *group) propose(term uint64, cmd *fsm.Command) objects.Proposal {
+	faults := a.faults
+	if faults == nil {
+		return a.g.Submit(term, cmd)
+	}
 	if cmd.Client != nil && fire(faults.crashBeforePropose) {
 		crashNow("crash-before-propose")
 	}
@@ -122,7 +116,7 @@ func (a *group) propose(term uint64, cmd *fsm.Command) objects.Proposal {
 
 // readIndex is group.ReadIndex with the fault switches applied.
 func (a *group) readIndex(ctx context.Context) error {
-	if faults.staleReads {
+	if a.faults != nil && a.faults.staleReads {
 		return nil
 	}
 	return a.g.ReadIndex(ctx)

@@ -33,13 +33,22 @@ func TestParseFaults(t *testing.T) {
 	}
 }
 
-// The switches are off unless the environment turned them on: the test binary runs
-// without DURO_FAILPOINTS and DURO_UNSAFE, like every ordinary deployment.
-func TestFaultsOffByDefault(t *testing.T) {
+// A release build has no fault switches: asking for one is an error, not a run without
+// the fault; with none asked for, the write path has none.
+func TestFaultsNeedTheBuildTag(t *testing.T) {
 	if os.Getenv(EnvFailpoints) != "" || os.Getenv(EnvUnsafe) != "" {
 		t.Skip("fault switches set in the environment")
 	}
-	if faults != (faultSwitches{}) {
-		t.Fatalf("fault switches on without being asked for: %+v", faults)
+	if f, err := loadFaults(); f != nil || err != nil {
+		t.Fatalf("loadFaults with nothing set = %+v, %v", f, err)
+	}
+	t.Setenv(EnvUnsafe, "ack-before-commit")
+	f, err := loadFaults()
+	if failpointsBuilt {
+		if err != nil || f == nil || !f.ackBeforeCommit {
+			t.Fatalf("failpoints build: loadFaults = %+v, %v", f, err)
+		}
+	} else if err == nil {
+		t.Fatalf("release build: loadFaults with %s set = %+v, want an error", EnvUnsafe, f)
 	}
 }

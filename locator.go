@@ -18,10 +18,10 @@ type locator struct {
 	groups map[uint64]*group // one adapter per hosted group, so Locate's value is stable
 }
 
-func newLocator(n *raftgroup.Node) *locator {
+func newLocator(n *raftgroup.Node, faults *faultSwitches) *locator {
 	l := &locator{node: n, slots: n.Placement().Slots, groups: map[uint64]*group{}}
 	for _, g := range n.Groups() {
-		l.groups[g.ID()] = &group{g: g, self: n.ID()}
+		l.groups[g.ID()] = &group{g: g, self: n.ID(), faults: faults}
 	}
 	return l
 }
@@ -52,8 +52,9 @@ func (l *locator) Locate(id objid.ID) (objects.Group, error) {
 // produces (fsm.Command.Version), and the state machine rejects one whose predecessor
 // did not apply.
 type group struct {
-	g    *raftgroup.Group
-	self string // this node's ID
+	g      *raftgroup.Group
+	self   string         // this node's ID
+	faults *faultSwitches // nil but in a failpoints build that was asked for some
 }
 
 func (a *group) LeaderTerm() (term uint64, ok bool) { return a.g.LeaderTerm() }

@@ -58,6 +58,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	faults, err := loadFaults()
+	if err != nil {
+		return nil, err
+	}
 	cfg.metrics = metrics.New()
 	log := cfg.Logger.With("node", cfg.ID)
 
@@ -83,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log:       log,
 		mux:       mux,
 		node:      node,
-		rt:        objects.NewRuntime(cfg.Registry, newLocator(node), cfg.Objects),
+		rt:        objects.NewRuntime(cfg.Registry, newLocator(node, faults), cfg.Objects),
 		ln:        ln,
 		metrics:   cfg.metrics,
 		clusterID: p.ClusterID,

@@ -70,9 +70,15 @@ func runJepsen(c *cli.Context) error {
 		return usageErr("--workload: name at least one of %s", strings.Join(jepsen.Workloads, ", "))
 	}
 	bin := c.String("binary")
-	if slices.Contains(nemeses, "powercut") && bin == "" && !powerCutBuilt {
-		return usageErr("--nemesis powercut: the nodes' disks are simulated, which takes a duro built with -tags failpoints:\n" +
-			"  go build -tags failpoints -o duro ./cmd/duro && ./duro jepsen --nemesis powercut")
+	if bin == "" && !failpointsBuilt {
+		switch {
+		case slices.Contains(nemeses, "powercut"):
+			return usageErr("--nemesis powercut: the nodes' disks are simulated, which takes a duro built with -tags failpoints:\n" +
+				"  go build -tags failpoints -o duro ./cmd/duro && ./duro jepsen --nemesis powercut")
+		case c.String("unsafe") != "":
+			return usageErr("--unsafe: the fault switches are compiled in only with -tags failpoints:\n"+
+				"  go build -tags failpoints -o duro ./cmd/duro && ./duro jepsen --unsafe %s", c.String("unsafe"))
+		}
 	}
 	if bin == "" {
 		if bin, err = os.Executable(); err != nil {

@@ -24,7 +24,9 @@ import (
 // at once, with exit code exitPowerCut and no cleanup. The harness then puts the image in
 // place of the data dir and starts the node with a new boot ID, as after a reboot.
 
-const powerCutBuilt = true
+// failpointsBuilt says whether this build has the failpoints (the root package's
+// fault switches and the simulated disk).
+const failpointsBuilt = true
 
 // exitPowerCut is the exit code of a node whose power was cut.
 const exitPowerCut = 86

@@ -10,7 +10,7 @@ import (
 	"github.com/duro-db/duro"
 )
 
-const powerCutBuilt = false
+const failpointsBuilt = false
 
 // simulatePowerCut refuses DURO_POWERCUT: the simulated disk is compiled in only with
 // -tags failpoints (powercut.go), and a fault test must not run without its fault.
