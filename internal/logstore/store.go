@@ -62,14 +62,19 @@ type Options struct {
 	// FS is the file system the store writes through; nil means vfs.Default. Tests
 	// simulate power cuts with one.
 	FS vfs.FS
-	// SegmentSize is the size of a WAL segment (wal.go); 0 means 64 MiB. Tests make it
-	// small to exercise rotation, spares and copying forward.
+	// SegmentSize is the size of a WAL segment (wal.go); 0 means DefaultSegmentSize. A
+	// node sets aside two of them (the active segment and a spare); small disks and
+	// tests make it smaller.
 	SegmentSize int64
 	// BeforeCommit, if set, runs in the writer goroutine before each commit.
 	// Tests of other packages use it to hold a node's log writes back (to show
 	// what must not happen before a write is durable). Nil in production.
 	BeforeCommit func()
 }
+
+// DefaultSegmentSize is the size of a WAL segment unless Options.SegmentSize says
+// otherwise.
+const DefaultSegmentSize = defaultSegmentSize
 
 // File layout. The logs are in the WAL (wal.go), in the directory named by
 // the file's path plus walSuffix. The bbolt file holds the format version

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"github.com/duro-db/duro/internal/bounded"
@@ -90,6 +91,11 @@ const (
 )
 
 var castagnoliTable = castagnoli
+
+// errNewSegment wraps a failure to make the next segment. Nothing of the commit that
+// needed it was written, so where the cause is a full disk (ENOSPC) the writer fails
+// that commit alone, not the store (writer.go).
+var errNewSegment = errors.New("create WAL segment")
 
 // segment is one WAL file. size is the end of its last frame; live and
 // liveBytes count the records of it that some group's index references.
@@ -500,7 +506,9 @@ func (w *wal) newSegment(seq uint64) error {
 		}
 		if err != nil {
 			seg.close()
-			return fmt.Errorf("create WAL segment %s from the spare: %w", path, err)
+			_ = w.fs.Remove(path) // nothing was written into it
+			_ = w.fs.Remove(filepath.Join(w.dir, spareName))
+			return fmt.Errorf("%w %s from the spare: %w", errNewSegment, path, err)
 		}
 		seg.size = segmentHeaderSize
 		w.rotated()
@@ -509,10 +517,16 @@ func (w *wal) newSegment(seq uint64) error {
 	}
 	f, err := w.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("create WAL segment: %w", err)
+		return fmt.Errorf("%w: %w", errNewSegment, err)
 	}
-	preallocate(f, w.segSize)
-	_, err = f.WriteAt(hdr[:], 0)
+	// A file system without fallocate grows the file as it is written; one that is full
+	// must not get a segment it cannot write.
+	if err = f.Allocate(w.segSize); !errors.Is(err, syscall.ENOSPC) {
+		err = nil
+	}
+	if err == nil {
+		_, err = f.WriteAt(hdr[:], 0)
+	}
 	if err == nil && !w.noSync {
 		err = f.Sync()
 	}
@@ -521,7 +535,8 @@ func (w *wal) newSegment(seq uint64) error {
 	}
 	if err != nil {
 		_ = f.Close()
-		return fmt.Errorf("create WAL segment %s: %w", path, err)
+		_ = w.fs.Remove(path) // nothing was written into it
+		return fmt.Errorf("%w %s: %w", errNewSegment, path, err)
 	}
 	w.rotated()
 	w.segs = append(w.segs, &segment{seq: seq, path: path, f: f, size: segmentHeaderSize})

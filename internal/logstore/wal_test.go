@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -696,5 +698,78 @@ func TestWALReclaimsSpaceAfterAbortedCommit(t *testing.T) {
 	}
 	for j := uint64(1); j <= 5; j++ {
 		assertLog(t, idle, j, 1)
+	}
+}
+
+// fullFS is the operating system's file system whose disk is full while full is set:
+// preallocation fails with ENOSPC, as fallocate does.
+type fullFS struct {
+	vfs.FS
+	full *atomic.Bool
+}
+
+func (f fullFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return fullFile{file, f.full}, nil
+}
+
+type fullFile struct {
+	vfs.File
+	full *atomic.Bool
+}
+
+func (f fullFile) Allocate(size int64) error {
+	if f.full.Load() {
+		return syscall.ENOSPC
+	}
+	return f.File.Allocate(size)
+}
+
+// A full disk that keeps the WAL from making its next segment fails the commit that
+// needed it, and only that one: nothing of it was written, so the store goes on (a
+// follower refuses appends instead of stopping), and writes resume once space is back.
+func TestWALFullDiskFailsTheCommitNotTheStore(t *testing.T) {
+	smallSegments(t, 16<<10)
+	var full atomic.Bool
+	path := filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{NoSync: true, FS: fullFS{vfs.Default, &full},
+		OnFailure: func(err error) { t.Errorf("the store failed: %v", err) }})
+	g := group(t, s, 1)
+	big := func(i uint64) *raft.Log {
+		l := entry(1, i, 1)
+		l.Data = append(l.Data, make([]byte, 3000)...)
+		return l
+	}
+	i := uint64(1)
+	for ; i <= 3; i++ {
+		mustOK(t, g.StoreLog(big(i)))
+	}
+	full.Store(true)
+	var err error
+	for ; i < 20; i++ {
+		if err = g.StoreLog(big(i)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writes into a full disk: %v, want ENOSPC once the WAL must rotate", err)
+	}
+	if err := g.StoreLog(big(i)); !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrFailed) {
+		t.Fatalf("write while still full = %v, want ENOSPC and the store not failed", err)
+	}
+	assertBounds(t, g, 1, i-1)
+	full.Store(false)
+	mustOK(t, g.StoreLog(big(i)))
+	closeStore(t, s)
+	g = group(t, openStore(t, path, Options{NoSync: true}), 1)
+	assertBounds(t, g, 1, i)
+	for j := uint64(1); j <= i; j++ {
+		var l raft.Log
+		if err := g.GetLog(j, &l); err != nil || !bytes.Equal(l.Data, big(j).Data) {
+			t.Fatalf("entry %d after reopening: %v", j, err)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package logstore
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -263,6 +265,16 @@ func (w *writer) commit(batch []*request) error {
 	}
 	commitStart := time.Now()
 	seg, off, err := s.commitTx(w, tx, len(batch))
+	if err != nil && errors.Is(err, errNewSegment) && errors.Is(err, syscall.ENOSPC) && !slices.ContainsFunc(batch, isAsync) {
+		// The disk is full and the WAL could not rotate: nothing of this commit was
+		// written, so it alone fails, and the store goes on (a follower on a full disk
+		// refuses appends until space comes back, instead of stopping).
+		s.wal.cursor = w.rescan
+		s.stats.failed.Add(1)
+		s.log.Error("logstore: no space for a new WAL segment; the commit failed, the store goes on",
+			"path", s.path, "requests", len(batch), "error", err)
+		return fmt.Errorf("logstore: commit: %w", err)
+	}
 	if err != nil {
 		return s.fail(fmt.Errorf("logstore: commit: %w", err), len(batch))
 	}
