@@ -46,6 +46,11 @@ type Config struct {
 	DialAddrs map[string]string
 	// NoSync turns fsync off for the Raft log and the state. Tests only: unsafe.
 	NoSync bool
+	// DiskReserve is the free space, in bytes, below which the node refuses calls that
+	// store something (ErrNoSpace); 0 means 256 MiB. WALSegmentSize is the size of the
+	// raft log's segments, two of which a new node sets aside; 0 means 64 MiB.
+	DiskReserve    uint64
+	WALSegmentSize int64
 	// FS and BootID run the node on a simulated disk that can lose power (see
 	// raftgroup.Config): for the power-cut tests. Nil and empty in a deployment.
 	FS     vfs.FS
@@ -128,20 +133,22 @@ func (c Config) self() Peer {
 
 func (c Config) raftConfig() raftgroup.Config {
 	return raftgroup.Config{
-		ID:           c.ID,
-		DataDir:      c.DataDir,
-		Peers:        c.Peers,
-		Groups:       c.Groups,
-		Replicas:     c.Replicas,
-		Slots:        c.Slots,
-		Timing:       c.Timing,
-		NoSync:       c.NoSync,
-		FS:           c.FS,
-		BootID:       c.BootID,
-		Logger:       c.Logger,
-		RaftLogLevel: c.RaftLogLevel,
-		Metrics:      c.metrics,
-		DialAddrs:    c.DialAddrs,
+		ID:             c.ID,
+		DataDir:        c.DataDir,
+		Peers:          c.Peers,
+		Groups:         c.Groups,
+		Replicas:       c.Replicas,
+		Slots:          c.Slots,
+		Timing:         c.Timing,
+		NoSync:         c.NoSync,
+		FS:             c.FS,
+		DiskReserve:    c.DiskReserve,
+		WALSegmentSize: c.WALSegmentSize,
+		BootID:         c.BootID,
+		Logger:         c.Logger,
+		RaftLogLevel:   c.RaftLogLevel,
+		Metrics:        c.metrics,
+		DialAddrs:      c.DialAddrs,
 	}
 }
 

@@ -40,6 +40,7 @@ var codeOf = []errorCode{
 	{objects.ErrBadArgument, wire.CodeBadArgument},
 	{objects.ErrBadRequest, wire.CodeBadRequest},
 	{objects.ErrOverloaded, wire.CodeOverloaded},
+	{objects.ErrNoSpace, wire.CodeNoSpace},
 	{objects.ErrInstanceReset, wire.CodeInstanceReset},
 	{raftgroup.ErrUnknownOutcome, wire.CodeUnknownOutcome},
 	// The call's deadline (or its connection) ended while it ran: it may still complete.

@@ -12,7 +12,17 @@ type NodeStatus struct {
 	ClusterID string        `json:"cluster_id"`
 	Ready     bool          `json:"ready"`
 	NotReady  string        `json:"not_ready,omitempty"`
+	Disk      DiskStatus    `json:"disk"`
 	Groups    []GroupStatus `json:"groups"`
+}
+
+// DiskStatus is the free space of the node's data dir against its reserve. While Low, the
+// node refuses calls that store something (ErrNoSpace); reads and deletes go on.
+type DiskStatus struct {
+	Free    uint64 `json:"free_bytes"`
+	Total   uint64 `json:"total_bytes"`
+	Reserve uint64 `json:"reserve_bytes"`
+	Low     bool   `json:"low"`
 }
 
 // GroupStatus is one replica's state.
@@ -35,6 +45,9 @@ func (s *Server) Status() NodeStatus {
 		st.NotReady = err.Error()
 	} else {
 		st.Ready = true
+	}
+	if d := s.node.Disk(); d != nil {
+		st.Disk = DiskStatus{Free: d.Free(), Total: d.Total(), Reserve: d.Reserve(), Low: d.Low()}
 	}
 	replicas := s.node.Placement().Replicas
 	for _, g := range s.node.Groups() {

@@ -34,6 +34,12 @@ var (
 	// ErrOverloaded: the node or the object refused the call to protect itself; the
 	// call did not run. Retry later, with backoff.
 	ErrOverloaded = errors.New("duro: overloaded")
+
+	// ErrNoSpace: the node's disk is below its reserve, so it refused a call that stores
+	// something; nothing of it was written. Reads and deletes still work. Retryable
+	// (IsRetryable), once the operator has freed space: the SDK does not retry it by
+	// itself, since that takes minutes, not milliseconds.
+	ErrNoSpace = errors.New("duro: no space on the node's disk")
 	// ErrUnknownOutcome: the call may or may not have taken effect, and the context
 	// ended before the client could find out. Calling again is a new call: it may apply
 	// a second time unless the method is idempotent.
@@ -70,7 +76,8 @@ func IsRetryable(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, ErrUnknownOutcome), errors.Is(err, ErrClosed):
 		return false
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotLeader):
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotLeader),
+		errors.Is(err, ErrNoSpace):
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
@@ -109,6 +116,8 @@ func remoteError(e *wire.Error) error {
 		return wrap(ErrTooLarge)
 	case wire.CodeOverloaded:
 		return wrap(ErrOverloaded)
+	case wire.CodeNoSpace:
+		return wrap(ErrNoSpace)
 	case wire.CodeHandler:
 		return &HandlerError{Message: e.Message}
 	case wire.CodeUnavailable:

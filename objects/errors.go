@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/objid"
 )
 
@@ -64,6 +65,11 @@ var (
 	ErrStorageClosed = errors.New("objects: storage used after its call returned")
 	// ErrDecode: a stored value does not decode into the given Go value.
 	ErrDecode = errors.New("objects: cannot decode value")
+
+	// ErrNoSpace: the node's disk is below its reserve, so a call that stores something
+	// is refused before any of it is written. Reads and deletes go on; writes resume once
+	// space is freed.
+	ErrNoSpace = diskspace.ErrNoSpace
 )
 
 // HandlerError is a failure of the user's code: the handler (or Init) returned an error,

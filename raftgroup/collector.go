@@ -20,11 +20,14 @@ var (
 	descLogTx     = prometheus.NewDesc("duro_log_commits_total", "Raft log group commits; each is one WAL write and fdatasync shared by all groups.", nil, nil)
 	descSegments  = prometheus.NewDesc("duro_log_wal_segments", "WAL segment files of the node's raft log (64 MiB each, preallocated).", nil, nil)
 	descCopied    = prometheus.NewDesc("duro_log_wal_copied_total", "Raft log records copied forward out of old WAL segments so that those could be removed.", nil, nil)
+	descDiskFree  = prometheus.NewDesc("duro_disk_free_bytes", "Free space of the file system holding the node's data dir.", nil, nil)
+	descDiskRsv   = prometheus.NewDesc("duro_disk_reserve_bytes", "Free space below which the node refuses writes (--disk-reserve).", nil, nil)
+	descDiskLow   = prometheus.NewDesc("duro_disk_writes_refused", "1 while the disk is below its reserve and calls that store something get ErrNoSpace.", nil, nil)
 	descLogReqs   = prometheus.NewDesc("duro_log_requests_total", "Raft log write requests committed (from all groups).", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHasLeader, descIsLeader, descTerm, descCommit, descApplied, descFsync, descLogTx, descLogReqs, descSegments, descCopied} {
+	for _, d := range []*prometheus.Desc{descHasLeader, descIsLeader, descTerm, descCommit, descApplied, descFsync, descLogTx, descLogReqs, descSegments, descCopied, descDiskFree, descDiskRsv, descDiskLow} {
 		ch <- d
 	}
 }
@@ -52,4 +55,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLogReqs, prometheus.CounterValue, float64(st.Requests))
 	ch <- prometheus.MustNewConstMetric(descSegments, prometheus.GaugeValue, float64(st.Segments))
 	ch <- prometheus.MustNewConstMetric(descCopied, prometheus.CounterValue, float64(st.CopiedLogs))
+	if d := c.n.disk; d != nil {
+		ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(d.Free()))
+		ch <- prometheus.MustNewConstMetric(descDiskRsv, prometheus.GaugeValue, float64(d.Reserve()))
+		ch <- prometheus.MustNewConstMetric(descDiskLow, prometheus.GaugeValue, b(d.Low()))
+	}
 }

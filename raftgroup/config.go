@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/metrics"
 	"github.com/duro-db/duro/internal/vfs"
 )
@@ -150,6 +151,12 @@ type Config struct {
 	Timing Timing
 	// NoSync turns fsync off for the log and state stores. Tests only: unsafe.
 	NoSync bool
+	// DiskReserve is the free space, in bytes, below which the node refuses writes
+	// (diskspace.go); 0 means diskspace.DefaultReserve.
+	DiskReserve uint64
+	// WALSegmentSize is the size of the WAL's segments; 0 means
+	// logstore.DefaultSegmentSize.
+	WALSegmentSize int64
 	// FS is the file system the node's files are written through; nil means the
 	// operating system's. Tests simulate power cuts with one.
 	FS vfs.FS
@@ -187,6 +194,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default
+	}
+	if c.DiskReserve == 0 {
+		c.DiskReserve = diskspace.DefaultReserve
 	}
 	if c.RaftLogLevel == 0 {
 		c.RaftLogLevel = slog.LevelWarn

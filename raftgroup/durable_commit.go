@@ -40,9 +40,11 @@ import (
 // entries exactly as a power cut would.
 
 // appendBeforeFsyncWhileLeading makes the group's StoreLogs return before the fsync while
-// r leads the group, and only then.
-func appendBeforeFsyncWhileLeading(logs *logstore.GroupStore, r *raft.Raft) {
-	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader })
+// r leads the group, and only then; and not while the disk is below its reserve: an
+// append that then fails for want of space fails alone (raft's leader steps down), where
+// a failed async append must stop the node.
+func appendBeforeFsyncWhileLeading(logs *logstore.GroupStore, r *raft.Raft, diskLow func() bool) {
+	logs.SetAsyncAppends(func() bool { return r.State() == raft.Leader && !diskLow() })
 }
 
 // awaitDurable returns once every entry of batch is durable in the group's log (rule 1).

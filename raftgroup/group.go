@@ -105,6 +105,9 @@ func (g *Group) Commit(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	if _, ok := g.LeaderTerm(); !ok {
 		return nil, g.notLeader()
 	}
+	if err := g.node.spaceFor(cmd); err != nil {
+		return nil, err
+	}
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
 		return nil, err
@@ -140,6 +143,9 @@ func (g *Group) Commit(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 func (g *Group) Submit(term uint64, cmd *fsm.Command) *Pending {
 	if t, ok := g.LeaderTerm(); !ok || t != term {
 		return settled(g.notLeader())
+	}
+	if err := g.node.spaceFor(cmd); err != nil {
+		return settled(err)
 	}
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/duro-db/duro/fsm"
 	"github.com/duro-db/duro/internal/hclogslog"
 	"github.com/duro-db/duro/internal/link"
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/logstore"
 	"github.com/duro-db/duro/internal/vfs"
 	"github.com/duro-db/duro/transport"
@@ -41,6 +42,8 @@ type Node struct {
 	groups  map[uint64]*Group // immutable after Start
 	started chan struct{}     // closed once Start has filled groups
 	serving chan struct{}     // capacity 1: some group started or stopped serving
+
+	disk *diskspace.Monitor // free space of the data dir (diskspace.go)
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -92,8 +95,13 @@ func Start(cfg Config, mux *transport.Mux) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log, FS: cfg.FS, BeforeCommit: cfg.beforeLogCommit})
+	if err := n.watchDisk(fresh); err != nil {
+		return nil, err
+	}
+	n.logs, err = logstore.Open(filepath.Join(cfg.DataDir, "raft-log.db"), logstore.Options{NoSync: cfg.NoSync, Logger: n.log, FS: cfg.FS,
+		SegmentSize: cfg.WALSegmentSize, BeforeCommit: cfg.beforeLogCommit})
 	if err != nil {
+		n.disk.Stop()
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
 	n.link = link.New(link.Config{
@@ -214,7 +222,7 @@ func (n *Node) openGroup(gid uint64, fresh bool) (*Group, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	// A leader's appends return before their fsync; durable_commit.go says why that is safe.
-	appendBeforeFsyncWhileLeading(logs, r)
+	appendBeforeFsyncWhileLeading(logs, r, n.disk.Low)
 	g := &Group{id: gid, node: n, dir: dir, raft: r, state: state, logs: logs, trans: trans, log: glog,
 		failed: map[raft.ServerID]bool{}, pump: make(chan struct{}, 1), stop: stop}
 	for _, id := range n.placement.Replicas[gid] {
@@ -461,6 +469,9 @@ func (n *Node) Close() error {
 			if err := n.logs.Close(); err != nil {
 				n.log.Warn("close log store", "err", err)
 			}
+		}
+		if n.disk != nil {
+			n.disk.Stop()
 		}
 	})
 	return nil

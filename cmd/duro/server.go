@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/duro-db/duro"
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/objects/examples"
 	"github.com/duro-db/duro/raftgroup"
@@ -30,6 +31,8 @@ func serverFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "groups", Usage: "data Raft groups (fixed when the cluster is created)", Value: raftgroup.DefaultGroups, EnvVars: []string{"DURO_GROUPS"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "replicas", Usage: "replicas of each data group: 3 or 5 (fixed at creation)", Value: raftgroup.DefaultReplicas, EnvVars: []string{"DURO_REPLICAS"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "slots", Usage: "hash slots objects are spread over (fixed at creation)", Value: raftgroup.DefaultSlots, EnvVars: []string{"DURO_SLOTS"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "disk-reserve", Usage: "free space below which the node refuses writes (ErrNoSpace) while reads and deletes go on, e.g. 256MiB, 1GiB", Value: "256MiB", EnvVars: []string{"DURO_DISK_RESERVE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "wal-segment-size", Usage: "size of the raft log's preallocated segment files (a node sets aside two); lower it on small disks", Value: "64MiB", EnvVars: []string{"DURO_WAL_SEGMENT_SIZE"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", Usage: "evict an object instance from memory after this long without events", Value: 60 * time.Second, EnvVars: []string{"DURO_IDLE_TIMEOUT"}}),
 		// Hidden: route this node's raft traffic to each peer through another address (the
 		// Jepsen-style harness puts a proxy on every directed link this way).
@@ -96,19 +99,29 @@ func runServer(c *cli.Context) error {
 			dialAddrs[d.ID] = d.Addr
 		}
 	}
+	reserve, err := diskspace.ParseBytes(c.String("disk-reserve"))
+	if err != nil {
+		return usageErr("--disk-reserve: %v", err)
+	}
+	segSize, err := diskspace.ParseBytes(c.String("wal-segment-size"))
+	if err != nil || segSize < 1<<20 || segSize > 1<<30 {
+		return usageErr("--wal-segment-size: want 1MiB to 1GiB, got %q", c.String("wal-segment-size"))
+	}
 	cfg := duro.Config{
-		ID:        c.String("id"),
-		DataDir:   c.String("data-dir"),
-		Peers:     peers,
-		Groups:    c.Int("groups"),
-		Replicas:  c.Int("replicas"),
-		Slots:     c.Int("slots"),
-		Listen:    c.String("listen"),
-		Advertise: c.String("advertise"),
-		HTTP:      c.String("http"),
-		DialAddrs: dialAddrs,
-		Logger:    log,
-		Objects:   objects.Options{IdleTimeout: c.Duration("idle-timeout")},
+		DiskReserve:    max(reserve, 1), // 0 would mean the default; "0" asks for no reserve
+		WALSegmentSize: int64(segSize),
+		ID:             c.String("id"),
+		DataDir:        c.String("data-dir"),
+		Peers:          peers,
+		Groups:         c.Int("groups"),
+		Replicas:       c.Int("replicas"),
+		Slots:          c.Int("slots"),
+		Listen:         c.String("listen"),
+		Advertise:      c.String("advertise"),
+		HTTP:           c.String("http"),
+		DialAddrs:      dialAddrs,
+		Logger:         log,
+		Objects:        objects.Options{IdleTimeout: c.Duration("idle-timeout")},
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err) // every field of cfg comes from the command line

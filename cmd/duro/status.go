@@ -16,6 +16,8 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/client"
+
+	"github.com/duro-db/duro/internal/diskspace"
 )
 
 // clusterView is every member's status, as far as each could be reached.
@@ -155,10 +157,11 @@ func (v *clusterView) health() error {
 func printStatus(w io.Writer, v *clusterView) {
 	fmt.Fprintf(w, "cluster %s\n\n", v.ClusterID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tREACHABLE\tREADY\tLEADS\tFOLLOWS\tTERMS\tCOMMIT\tAPPLIED")
+	var lowDisk []string
+	fmt.Fprintln(tw, "NODE\tADDRESS\tREACHABLE\tREADY\tLEADS\tFOLLOWS\tTERMS\tCOMMIT\tAPPLIED\tDISK FREE")
 	for _, n := range v.Nodes {
 		if n.Status == nil {
-			fmt.Fprintf(tw, "%s\t%s\tno\t-\t-\t-\t-\t-\t-\t(%s)\n", n.ID, n.Addr, n.Error)
+			fmt.Fprintf(tw, "%s\t%s\tno\t-\t-\t-\t-\t-\t-\t-\t(%s)\n", n.ID, n.Addr, n.Error)
 			continue
 		}
 		var leads, follows int
@@ -182,9 +185,18 @@ func printStatus(w io.Writer, v *clusterView) {
 		if !n.Status.Ready {
 			ready = "no: " + n.Status.NotReady
 		}
-		fmt.Fprintf(tw, "%s\t%s\tyes\t%s\t%d\t%d\t%s\t%d\t%d\n", n.ID, n.Addr, ready, leads, follows, terms, commit, applied)
+		disk := diskspace.Bytes(n.Status.Disk.Free)
+		if d := n.Status.Disk; d.Low {
+			disk += fmt.Sprintf(" < reserve %s: WRITES REFUSED", diskspace.Bytes(d.Reserve))
+			lowDisk = append(lowDisk, n.ID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\tyes\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", n.ID, n.Addr, ready, leads, follows, terms, commit, applied, disk)
 	}
 	tw.Flush()
+	if len(lowDisk) > 0 {
+		fmt.Fprintf(w, "\nno space: %s below the disk reserve; calls that store something get ErrNoSpace until space is\n"+
+			"freed (delete objects or files, or grow the file system); reads and deletes go on.\n", strings.Join(lowDisk, ", "))
+	}
 	fmt.Fprintln(w, "\nCOMMIT and APPLIED are summed over the node's groups; `duro groups` shows each group.")
 	fmt.Fprintf(w, "\nleaders: %s\n", formatLeaders(v))
 }

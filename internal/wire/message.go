@@ -126,6 +126,10 @@ const (
 	// CodeBadRequest: the request is well-formed msgpack but asks for something the
 	// node does not support (an unknown Op, a missing class or method name).
 	CodeBadRequest Code = 17
+	// CodeNoSpace: the node's disk is below its reserve, so it refuses calls that store
+	// something; nothing of the call was written. Retryable once space is freed: reads
+	// and deletes go on meanwhile.
+	CodeNoSpace Code = 18
 )
 
 var codeNames = map[Code]string{
@@ -146,6 +150,7 @@ var codeNames = map[Code]string{
 	CodeUnavailable:    "unavailable",
 	CodeInternal:       "internal error",
 	CodeBadRequest:     "bad request",
+	CodeNoSpace:        "no space",
 }
 
 func (c Code) String() string {
