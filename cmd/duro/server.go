@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/duro-db/duro"
+	"github.com/duro-db/duro/internal/buildinfo"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/objects/examples"
 	"github.com/duro-db/duro/raftgroup"
@@ -117,7 +118,9 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info("duro node running", "id", cfg.ID, "listen", srv.Addr(), "http", srv.HTTPAddr())
+	b := buildinfo.Get()
+	log.Info("duro node running", "id", cfg.ID, "listen", srv.Addr(), "http", srv.HTTPAddr(),
+		"version", b.Version, "commit", b.Commit)
 	<-c.Context.Done()
 	log.Info("shutting down: handing off leadership")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
