@@ -55,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			membersCommand(),
 			groupsCommand(),
+			healthCommand(),
 			jepsenCommand(),
 			benchCommand(),
 		},
