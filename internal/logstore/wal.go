@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // The WAL holds the raft logs of every group on the node in one append-only
@@ -626,12 +624,6 @@ func makeSpare(path string, size int64, stop <-chan struct{}) (r spareResult) {
 	return r
 }
 
-// openDirect opens path for direct, synchronous writes. File systems without
-// O_DIRECT refuse it at open; tests replace it to take that path.
-var openDirect = func(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
-}
-
 func (r spareResult) close() {
 	if r.f != nil {
 		_ = r.f.Close()
@@ -693,18 +685,6 @@ func (w *wal) writeDirect(seg *segment, b []byte) error {
 	return nil
 }
 
-// preallocate reserves size bytes for f where the file system can; where it
-// cannot, the file grows as it is written, which costs fdatasync a metadata
-// update per commit but is otherwise the same.
-func preallocate(f *os.File, size int64) {
-	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-		if err != unix.EINTR {
-			return
-		}
-	}
-}
-
 func (w *wal) active() *segment { return w.segs[len(w.segs)-1] }
 
 // newFrame starts a frame in buf: room for the header, and the batch number.
@@ -759,15 +739,6 @@ func (w *wal) write(frame []byte) (*segment, int64, error) {
 	seg.size += int64(len(frame))
 	w.batch++
 	return seg, off, nil
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // dropDeadSegments removes the oldest segments while no log points into
