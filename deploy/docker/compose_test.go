@@ -126,28 +126,33 @@ func TestComposeCluster(t *testing.T) {
 	phase("restart n1 until it is ready and answers", restarted)
 
 	// A partition: n3 loses the network. It cannot reach a quorum, so it must stop
-	// calling itself ready; the other two keep serving.
+	// calling itself ready, and the compose file's health check must see it (after its
+	// retries: 3 failures 5 s apart); the other two keep serving.
 	network := c.network("n3")
 	cut := time.Now()
 	run(t, "docker", "network", "disconnect", network, c.ids["n3"])
 	eventually(t, 30*time.Second, func() error {
 		if out, err := c.exec("n3", "/duro", "health"); err == nil {
-			return fmt.Errorf("n3 cut off, still healthy: %s", out)
+			return fmt.Errorf("n3 cut off, still ready: %s", out)
 		}
 		return nil
 	})
 	phase("disconnect n3 until it reports not ready", cut)
 	call("n1")
+	eventually(t, 60*time.Second, func() error { return c.wantHealth("n3", "unhealthy") })
+	phase("disconnect n3 until Docker says unhealthy", cut)
 
 	// Healed: n3 rejoins (under its service name, which compose gave it as an alias),
-	// Docker's health check says healthy, `duro status` sees every node and a leader
-	// for every group, and n3 serves calls again.
+	// is ready, Docker's health check says healthy again, `duro status` sees every node
+	// and a leader for every group, and n3 serves calls again.
 	healed := time.Now()
 	run(t, "docker", "network", "connect", "--alias", "n3", network, c.ids["n3"])
 	eventually(t, 60*time.Second, func() error {
-		out, err := exec.Command("docker", "inspect", "-f", "{{.State.Health.Status}}", c.ids["n3"]).CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != "healthy" {
-			return fmt.Errorf("n3's health: %v %s", err, out)
+		if out, err := c.exec("n3", "/duro", "health"); err != nil {
+			return fmt.Errorf("n3 not ready: %v %s", err, out)
+		}
+		if err := c.wantHealth("n3", "healthy"); err != nil {
+			return err
 		}
 		if out, err := c.exec("n1", "/duro", "status"); err != nil {
 			return fmt.Errorf("duro status: %v\n%s", err, out)
@@ -229,6 +234,15 @@ func (c *cluster) waitReady(service string, d time.Duration) {
 		}
 		return nil
 	})
+}
+
+// wantHealth returns nil if Docker's health status of service is want.
+func (c *cluster) wantHealth(service, want string) error {
+	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Health.Status}}", c.ids[service]).CombinedOutput()
+	if got := strings.TrimSpace(string(out)); err != nil || got != want {
+		return fmt.Errorf("%s: Docker's health status %q (%v), want %q", service, got, err, want)
+	}
+	return nil
 }
 
 // network returns the one network service's container is attached to.
