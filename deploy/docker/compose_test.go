@@ -89,6 +89,13 @@ func TestComposeCluster(t *testing.T) {
 		c.waitReady(n, 90*time.Second)
 	}
 	phase("compose up until every node is ready", up)
+	// Docker's health check too. Until a container's first check passes its status
+	// stays "starting", and failures inside the start period do not count, so the
+	// partition below could not turn it unhealthy.
+	for _, n := range []string{"n1", "n2", "n3"} {
+		eventually(t, 60*time.Second, func() error { return c.wantHealth(n, "healthy") })
+	}
+	phase("compose up until Docker says healthy", up)
 
 	// Each node runs the build the script stamped, and says so on /metrics.
 	for _, n := range []string{"n1", "n2", "n3"} {
