@@ -19,6 +19,6 @@ var openDirect = func(path string) (*os.File, error) {
 // preallocate does nothing: the file grows as it is written.
 func preallocate(f *os.File, size int64) {}
 
-// fdatasync is a full sync. On macOS os.File.Sync issues F_FULLFSYNC, which also
+// fdatasync is a full sync. On macOS os.File.Sync calls F_FULLFSYNC, which also
 // flushes the drive's cache, as an acknowledged write needs; plain fsync there does not.
 func fdatasync(f *os.File) error { return f.Sync() }
