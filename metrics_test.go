@@ -1,6 +1,7 @@
 package duro_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/internal/testutil"
+	"github.com/duro-db/duro/internal/buildinfo"
 )
 
 // /metrics exposes the heartbeat rounds a node sends its peers: an operator's first look
@@ -29,4 +31,35 @@ func TestMetricsShowHeartbeatRounds(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// /metrics names the build a node runs, so an operator can see which nodes run which
+// version: duro_build_info{commit,goversion,version} 1.
+func TestMetricsShowBuildInfo(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *duro.Config) { cfg.HTTP = "127.0.0.1:0" })
+	resp, err := http.Get("http://" + c.servers[0].HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi := buildinfo.Get()
+	// The text format sorts labels by name.
+	want := fmt.Sprintf("duro_build_info{commit=%q,goversion=%q,version=%q} 1\n", bi.Commit, bi.GoVersion, bi.Version)
+	if !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %q; its duro_build_info lines:\n%s", want, grepLines(string(b), "duro_build_info"))
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/duro-db/duro/internal/buildinfo"
 )
 
 // Exit codes. Scripts can tell a call worth retrying (exitRetryable) from one that will
@@ -36,8 +38,9 @@ func usageErr(format string, args ...any) error {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:  "duro",
-		Usage: "a Raft-replicated store of durable objects",
+		Name:    "duro",
+		Usage:   "a Raft-replicated store of durable objects",
+		Version: buildinfo.Get().Version, // --version prints more: see printVersion
 		Description: "duro runs named, single-threaded objects with transactional storage on a 3- or 5-node\n" +
 			"cluster; every write is replicated to a quorum before the caller hears back.\n\n" +
 			"Start here:   duro dev                      (a 3-node cluster in this process)\n" +
@@ -52,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			membersCommand(),
 			groupsCommand(),
+			healthCommand(),
 			jepsenCommand(),
 			benchCommand(),
 		},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/duro-db/duro"
 	"github.com/duro-db/duro/internal/diskspace"
+	"github.com/duro-db/duro/internal/buildinfo"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/objects/examples"
 	"github.com/duro-db/duro/raftgroup"
@@ -133,7 +134,9 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info("duro node running", "id", cfg.ID, "listen", srv.Addr(), "http", srv.HTTPAddr())
+	b := buildinfo.Get()
+	log.Info("duro node running", "id", cfg.ID, "listen", srv.Addr(), "http", srv.HTTPAddr(),
+		"version", b.Version, "commit", b.Commit)
 	<-c.Context.Done()
 	log.Info("shutting down: handing off leadership")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

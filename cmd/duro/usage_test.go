@@ -53,6 +53,8 @@ func TestUsageErrors(t *testing.T) {
 		{"server with --groups -1", func(t *testing.T) []string { return server(t, "--id", "n1", "--peers", peers3, "--groups", "-1") }, "groups"},
 		{"server with --groups abc", func(t *testing.T) []string { return server(t, "--id", "n1", "--peers", peers3, "--groups", "abc") }, "groups"},
 		{"server with 4 replicas", func(t *testing.T) []string { return server(t, "--id", "n1", "--peers", peers3, "--replicas", "4") }, "replicas"},
+		{"health with an argument", fixed("health", "now"), `"now"`},
+		{"health with a bad --http", fixed("health", "--http", "127.0.0.1"), "--http"},
 		{"dev with an argument", fixed("dev", "now"), `"now"`},
 		{"dev with --base-port out of range", fixed("dev", "--base-port", "65500"), "--base-port"},
 		{"dev with a bad --log-level", fixed("dev", "--log-level", "loud", "--base-port", "1000"), "--log-level"},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/duro-db/duro/internal/buildinfo"
 )
 
 // Node is one node's collectors.
@@ -25,10 +27,20 @@ type Node struct {
 	beatRounds    *prometheus.CounterVec
 }
 
-// New creates a node's registry with the Go runtime and process collectors and duro's own.
+// New creates a node's registry with the Go runtime and process collectors, the build
+// the node runs, and duro's own.
 func New() *Node {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The usual *_build_info: a constant 1 whose labels say which build answers, so a
+	// dashboard or an alert can tell which build each node runs (a cluster is upgraded
+	// all at once, not node by node).
+	b := buildinfo.Get()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "duro_build_info",
+		Help:        "Always 1; the labels name the version, commit and Go version of the running build.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	}, func() float64 { return 1 }))
 	lat := prometheus.ExponentialBuckets(0.0001, 2, 16) // 100 µs .. 3.3 s
 	m := &Node{
 		Registry: reg,

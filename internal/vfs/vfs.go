@@ -4,8 +4,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // FS is a file system. Paths are the operating system's; every method may be called from
@@ -62,7 +60,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 }
 
 func (osFS) OpenDirect(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	f, err := openDirect(name)
 	if err != nil {
 		return nil, err
 	}
@@ -94,23 +92,8 @@ func (osFS) SyncDir(name string) error {
 
 type osFile struct{ *os.File }
 
-func (f osFile) Datasync() error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func (f osFile) Allocate(size int64) error {
-	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
+func (f osFile) Datasync() error           { return datasync(f.File) }
+func (f osFile) Allocate(size int64) error { return allocate(f.File, size) }
 
 // MkdirAllSynced makes directory name and any parents it lacks, and makes each one made
 // durable in its parent: a directory whose entry a power cut takes back takes every

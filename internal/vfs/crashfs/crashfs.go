@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/duro-db/duro/internal/vfs"
 )
 
@@ -237,7 +235,7 @@ func (c *FS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error)
 		return nil, ErrPowerCut
 	}
 	if !c.tracked(name) {
-		f, err := os.OpenFile(name, flag, perm)
+		f, err := vfs.Default.OpenFile(name, flag, perm)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +260,7 @@ func (c *FS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error)
 			return nil, err
 		}
 	}
-	f, err := os.OpenFile(name, flag, perm)
+	f, err := vfs.Default.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +295,7 @@ func (c *FS) OpenDirect(name string) (vfs.File, error) {
 	if c.cut {
 		return nil, ErrPowerCut
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	f, err := vfs.Default.OpenDirect(name)
 	if err != nil {
 		return nil, err
 	}
@@ -523,7 +521,7 @@ func (ns namespace) apply(op nsOp) {
 
 type file struct {
 	c         *FS
-	f         *os.File
+	f         vfs.File
 	ino       *inode
 	name      string
 	direct    bool
@@ -594,7 +592,7 @@ func (f *file) sync() error {
 }
 
 func (f *file) Allocate(size int64) error {
-	return f.resize(size, true, func() error { return allocate(f.f, size) })
+	return f.resize(size, true, func() error { return f.f.Allocate(size) })
 }
 
 func (f *file) Truncate(size int64) error {
@@ -624,15 +622,6 @@ func (f *file) resize(size int64, grow bool, do func() error) error {
 	}
 	f.ino.pending = append(f.ino.pending, r)
 	return nil
-}
-
-func allocate(f *os.File, size int64) error {
-	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // settle makes every pending change durable, in place: a WAL segment is settled at every
