@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/duro-db/duro"
-	"github.com/duro-db/duro/internal/testutil"
 	"github.com/duro-db/duro/internal/buildinfo"
+	"github.com/duro-db/duro/internal/testutil"
 )
 
 // /metrics exposes the heartbeat rounds a node sends its peers: an operator's first look

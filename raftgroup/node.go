@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/duro-db/duro/fsm"
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/hclogslog"
 	"github.com/duro-db/duro/internal/link"
-	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/logstore"
 	"github.com/duro-db/duro/internal/vfs"
 	"github.com/duro-db/duro/transport"

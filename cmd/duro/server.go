@@ -9,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/duro-db/duro"
-	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/internal/buildinfo"
+	"github.com/duro-db/duro/internal/diskspace"
 	"github.com/duro-db/duro/objects"
 	"github.com/duro-db/duro/objects/examples"
 	"github.com/duro-db/duro/raftgroup"
