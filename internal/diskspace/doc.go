@@ -9,8 +9,9 @@
 //     so that a node on the edge does not flap between refusing and accepting writes.
 //   - Free space is what an unprivileged writer can use (statfs's f_bavail): blocks that
 //     the WAL has preallocated count as used already, so they are never counted twice.
-//   - Measurements come from one goroutine, every Interval and whenever Check is called;
-//     Low and Free are safe from any goroutine and cost an atomic load.
+//   - Measurements come from one goroutine, every interval (ten times as often once free
+//     space is within four reserves) and whenever Check is called; Low and Free are safe
+//     from any goroutine and cost an atomic load.
 //   - ErrNoSpace is what a write refused for want of space returns: retryable, once space
 //     has been freed, and nothing of the refused write has been applied.
 package diskspace
