@@ -77,6 +77,13 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	defer cl.Close()
 	ns := cl.Namespace("Register")
 	value := func(name string) string { return name + ":" + strings.Repeat("v", 4096) }
+	// Sessions to end (DeleteAll) once the disks are full: deletes must go on.
+	sessions := cl.Namespace("Session")
+	for i := range 3 {
+		if _, err := client.Call[examples.SessionInfo](ctx, sessions.GetByName(fmt.Sprint(i)), "Start", examples.SessionStartArgs{TTLms: 3600_000}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Fill: each caller writes new objects until it has seen ErrNoSpace ten times in a row.
 	var (
@@ -153,6 +160,12 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	check("with the disks full")
 	if _, err := client.Call[examples.RegisterValue](ctx, ns.GetByName("late"), "Put", examples.PutArgs{Value: value("late")}); !errors.Is(err, client.ErrNoSpace) {
 		t.Fatalf("a write with the disks full = %v, want ErrNoSpace", err)
+	}
+
+	for i := range 3 {
+		if _, err := client.Call[bool](ctx, sessions.GetByName(fmt.Sprint(i)), "End", nil); err != nil {
+			t.Fatalf("a delete (Session.End: DeleteAll) with the disks full: %v", err)
+		}
 	}
 
 	// Space comes back: writes resume by themselves.
