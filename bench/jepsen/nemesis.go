@@ -143,60 +143,24 @@ func (n *Nemesis) inject(ctx context.Context, kind string) (heal func(context.Co
 	all := len(c.Nodes)
 	minority := (all - 1) / 2
 	switch kind {
-	case "kill":
-		var victims []int
-		switch v := n.Rng.IntN(4); v {
-		case 0:
-			victims = []int{n.Rng.IntN(all)}
-			detail = "SIGKILL " + n.ids(victims)
-		case 1:
-			i, who := n.leader(ctx)
-			victims, detail = []int{i}, "SIGKILL "+who
-		case 2:
-			victims = n.Rng.Perm(all)[:minority]
-			detail = "SIGKILL minority " + n.ids(victims)
-		default:
-			victims = n.Rng.Perm(all)
-			detail = "SIGKILL all nodes"
+	case "kill", "powercut":
+		verb, stop := "SIGKILL", c.Kill
+		if kind == "powercut" {
+			verb, stop = "power cut", c.PowerCut
 		}
+		victims, detail := n.victims(ctx, verb)
 		for _, i := range victims {
-			_ = c.Kill(i)
+			if err := stop(i); err != nil {
+				n.logf("%s %s: %v", verb, c.Nodes[i].ID, err)
+			}
 		}
 		return func(context.Context) {
 			for _, i := range victims {
 				if err := c.Start(i); err != nil {
-					n.logf("restart %s: %v", c.Nodes[i].ID, err)
+					n.logf("start %s: %v", c.Nodes[i].ID, err)
 				}
 			}
 		}, detail + " (restart at heal)"
-	case "powercut":
-		var victims []int
-		switch n.Rng.IntN(4) {
-		case 0:
-			victims = []int{n.Rng.IntN(all)}
-			detail = "power cut " + n.ids(victims)
-		case 1:
-			i, who := n.leader(ctx)
-			victims, detail = []int{i}, "power cut "+who
-		case 2:
-			victims = n.Rng.Perm(all)[:minority]
-			detail = "power cut minority " + n.ids(victims)
-		default: // the whole rack
-			victims = n.Rng.Perm(all)
-			detail = "power cut all nodes"
-		}
-		for _, i := range victims {
-			if err := c.PowerCut(i); err != nil {
-				n.logf("power cut %s: %v", c.Nodes[i].ID, err)
-			}
-		}
-		return func(context.Context) {
-			for _, i := range victims {
-				if err := c.Start(i); err != nil {
-					n.logf("reboot %s: %v", c.Nodes[i].ID, err)
-				}
-			}
-		}, detail + " (reboot at heal)"
 	case "pause":
 		var victims []int
 		if n.Rng.IntN(2) == 0 {
@@ -254,6 +218,25 @@ func (n *Nemesis) inject(ctx context.Context, kind string) (heal func(context.Co
 			fmt.Sprintf("reset every client and raft connection every %v", period)
 	}
 	panic("jepsen: invariant violated: inject called with a kind ParseNemeses does not accept: " + kind)
+}
+
+// victims picks the nodes a kill or a power cut strikes: one, the leader of a group, a
+// minority, or every node (a whole rack); verb names the fault in the detail.
+func (n *Nemesis) victims(ctx context.Context, verb string) (victims []int, detail string) {
+	all := len(n.Cluster.Nodes)
+	switch n.Rng.IntN(4) {
+	case 0:
+		victims = []int{n.Rng.IntN(all)}
+		return victims, verb + " " + n.ids(victims)
+	case 1:
+		i, who := n.leader(ctx)
+		return []int{i}, verb + " " + who
+	case 2:
+		victims = n.Rng.Perm(all)[:(all-1)/2]
+		return victims, verb + " minority " + n.ids(victims)
+	default:
+		return n.Rng.Perm(all), verb + " all nodes"
+	}
 }
 
 // partition picks a partition and returns the directed cuts making it.
