@@ -189,7 +189,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 			_ = fsys.Remove(tmpPath)
 		}
 	}()
-	tw := &trailerWriter{w: &appender{f: tmp}, h: sha256.New()}
+	tw := &trailerWriter{w: vfs.NewWriter(tmp), h: sha256.New()}
 	_, err = io.Copy(tw, rc)
 	if err == nil {
 		err = tw.check()
@@ -329,16 +329,4 @@ func readAll(b *bolt.Bucket) error {
 	}
 	_ = sum
 	return nil
-}
-
-// appender writes a vfs.File from its start on, as an io.Writer.
-type appender struct {
-	f   vfs.File
-	off int64
-}
-
-func (a *appender) Write(p []byte) (int, error) {
-	n, err := a.f.WriteAt(p, a.off)
-	a.off += int64(n)
-	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -385,7 +386,7 @@ func pcSnapshot(fsys vfs.FS, gdir string, st *fsm.Store) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sink := &pcSink{f: f}
+	sink := &pcSink{Writer: vfs.NewWriter(f)}
 	err = snap.Persist(sink)
 	if err == nil {
 		err = f.Sync()
@@ -405,16 +406,8 @@ func pcSnapshot(fsys vfs.FS, gdir string, st *fsm.Store) (uint64, error) {
 	return index, err
 }
 
-type pcSink struct {
-	f   vfs.File
-	off int64
-}
+type pcSink struct{ io.Writer }
 
-func (s *pcSink) Write(p []byte) (int, error) {
-	n, err := s.f.WriteAt(p, s.off)
-	s.off += int64(n)
-	return n, err
-}
 func (s *pcSink) Close() error  { return nil }
 func (s *pcSink) ID() string    { return "" }
 func (s *pcSink) Cancel() error { return nil }

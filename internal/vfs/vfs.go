@@ -181,3 +181,18 @@ func ReadFile(fs FS, name string) ([]byte, error) {
 	}
 	return b[:n], err
 }
+
+// NewWriter returns an io.Writer that writes f from offset 0 on, each write after the
+// last: how a stream (a snapshot) is copied into a File.
+func NewWriter(f File) io.Writer { return &writer{f: f} }
+
+type writer struct {
+	f   File
+	off int64
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
+}
