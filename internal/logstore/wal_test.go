@@ -46,6 +46,16 @@ func flipByte(t testing.TB, name string, off int64) {
 	mustOK(t, err)
 }
 
+// overwrite writes b at off in the file name, as damage or a torn write would.
+func overwrite(t testing.TB, name string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	mustOK(t, err)
+	_, err = f.WriteAt(b, off)
+	mustOK(t, err)
+	mustOK(t, f.Close())
+}
+
 // The index against a map: every put and delete keeps lookups, bounds and
 // the segments' live counts exact.
 func TestIndexMatchesModel(t *testing.T) {
@@ -430,11 +440,7 @@ func TestWALCorruption(t *testing.T) {
 		seg := l.seg.path
 		closeStore(t, s)
 		blockEnd := (frame/4096 + 1) * 4096
-		f, err := os.OpenFile(seg, os.O_RDWR, 0)
-		mustOK(t, err)
-		_, err = f.WriteAt(make([]byte, blockEnd-frame), frame)
-		mustOK(t, err)
-		mustOK(t, f.Close())
+		overwrite(t, seg, frame, make([]byte, blockEnd-frame))
 
 		s = openStore(t, path, Options{NoSync: true})
 		g = group(t, s, 1)
@@ -461,11 +467,7 @@ func TestWALCorruption(t *testing.T) {
 		l, _ := g.idx.get(3)
 		seg := l.seg.path
 		closeStore(t, s)
-		f, err := os.OpenFile(seg, os.O_RDWR, 0)
-		mustOK(t, err)
-		_, err = f.WriteAt([]byte{0}, frame) // the length's low byte
-		mustOK(t, err)
-		mustOK(t, f.Close())
+		overwrite(t, seg, frame, []byte{0}) // the length's low byte
 
 		g = group(t, openStore(t, path, Options{NoSync: true}), 1)
 		assertBounds(t, g, 1, 2)
@@ -485,11 +487,7 @@ func TestWALCorruption(t *testing.T) {
 		l, _ := g.idx.get(3)
 		seg := l.seg.path
 		closeStore(t, s)
-		f, err := os.OpenFile(seg, os.O_RDWR, 0)
-		mustOK(t, err)
-		_, err = f.WriteAt(make([]byte, frameHeaderSize), frame)
-		mustOK(t, err)
-		mustOK(t, f.Close())
+		overwrite(t, seg, frame, make([]byte, frameHeaderSize))
 		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
 			if err == nil {
 				s.Close()
@@ -499,11 +497,7 @@ func TestWALCorruption(t *testing.T) {
 	})
 	t.Run("data far beyond an empty frame header fails Open", func(t *testing.T) {
 		path, seg, offs := threeFrames(t)
-		f, err := os.OpenFile(seg, os.O_RDWR, 0)
-		mustOK(t, err)
-		_, err = f.WriteAt([]byte{1}, offs[2]+2*maxTornExtent)
-		mustOK(t, err)
-		mustOK(t, f.Close())
+		overwrite(t, seg, offs[2]+2*maxTornExtent, []byte{1})
 		if s, err := Open(path, Options{NoSync: true}); !errors.Is(err, ErrCorrupt) {
 			if err == nil {
 				s.Close()
