@@ -221,23 +221,26 @@ func TestDeadlineErrors(t *testing.T) {
 
 // TestDefiniteAnswers: answers that settle a call are returned as typed errors, at once.
 func TestDefiniteAnswers(t *testing.T) {
+	// The node's message is the detail the code does not say: the error reads the
+	// client's words for the code, then the detail, each once.
 	tests := []struct {
-		code wire.Code
-		want error
+		code    wire.Code
+		want    error
+		wantMsg string
 	}{
-		{wire.CodeNoSuchClass, ErrNoSuchClass},
-		{wire.CodeNoSuchMethod, ErrNoSuchMethod},
-		{wire.CodeInvalidID, ErrInvalidID},
-		{wire.CodeWrongClass, ErrWrongClass},
-		{wire.CodeBadArgument, ErrBadArgument},
-		{wire.CodeKeyTooLarge, ErrKeyTooLarge},
-		{wire.CodeValueTooLarge, ErrTooLarge},
-		{wire.CodeTooManyKeys, ErrTooManyKeys},
-		{wire.CodeTooLarge, ErrTooLarge},
-		{wire.CodeOverloaded, ErrOverloaded},
-		{wire.CodeBadRequest, ErrBadRequest},
-		{wire.CodeInternal, ErrInternal},
-		{999, ErrInternal},
+		{wire.CodeNoSuchClass, ErrNoSuchClass, "duro: no such class: detail"},
+		{wire.CodeNoSuchMethod, ErrNoSuchMethod, "duro: no such method: detail"},
+		{wire.CodeInvalidID, ErrInvalidID, "invalid object ID: detail"},
+		{wire.CodeWrongClass, ErrWrongClass, "object ID belongs to another class: detail"},
+		{wire.CodeBadArgument, ErrBadArgument, "duro: bad argument: detail"},
+		{wire.CodeKeyTooLarge, ErrKeyTooLarge, "duro: too large: key too large: detail"},
+		{wire.CodeValueTooLarge, ErrTooLarge, "duro: too large: value too large: detail"},
+		{wire.CodeTooManyKeys, ErrTooManyKeys, "duro: too large: too many keys: detail"},
+		{wire.CodeTooLarge, ErrTooLarge, "duro: too large: detail"},
+		{wire.CodeOverloaded, ErrOverloaded, "duro: overloaded: detail"},
+		{wire.CodeBadRequest, ErrBadRequest, "duro: bad request: detail"},
+		{wire.CodeInternal, ErrInternal, "duro: internal error: detail"},
+		{999, ErrInternal, "duro: internal error: code(999): detail"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
@@ -248,8 +251,8 @@ func TestDefiniteAnswers(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
-			if !strings.Contains(err.Error(), "detail") {
-				t.Errorf("error %q lost the node's message", err)
+			if err.Error() != tt.wantMsg {
+				t.Errorf("error %q, want %q", err, tt.wantMsg)
 			}
 			if n := len(fc.nodes[0].received()); n != 1 {
 				t.Fatalf("%d attempts, want 1", n)

@@ -30,8 +30,8 @@ func TestCall(t *testing.T) {
 		{"default arguments are {}", []string{"Counter", "cli-test", "Get"}, exitOK, "7\n", ""},
 		{"by --id", []string{"--id", counterID, "Counter", "Get"}, exitOK, "7\n", ""},
 		{"struct arguments and result", []string{"Register", "cli-test", "Put", `{"value": "blue"}`}, exitOK, `{"value":"blue"}` + "\n", ""},
-		{"unknown class", []string{"Nope", "cli-test", "Get"}, exitFailed, "", "no such class"},
-		{"unknown method", []string{"Counter", "cli-test", "Nope"}, exitFailed, "", "no such method"},
+		{"unknown class", []string{"Nope", "cli-test", "Get"}, exitFailed, "", `no such class: "Nope"`},
+		{"unknown method", []string{"Counter", "cli-test", "Nope"}, exitFailed, "", "no such method: Counter.Nope"},
 		{"arguments of the wrong type", []string{"Counter", "cli-test", "Add", `"five"`}, exitFailed, "", "bad argument"},
 		{"handler error", []string{"ChatLog", "room", "Read", `{"limit": -1}`}, exitFailed, "", "handler error: limit must be"},
 		{"--id of another class", []string{"--id", registerID, "Counter", "Get"}, exitUsage, "", "not an ID of class"},
@@ -49,8 +49,8 @@ func TestCall(t *testing.T) {
 			}
 			continue
 		}
-		if r.stdout != "" || !strings.Contains(r.stderr, s.wantErr) {
-			t.Errorf("%s: want empty stdout and %q on stderr\n%s", s.name, s.wantErr, r)
+		if r.stdout != "" || strings.Count(r.stderr, s.wantErr) != 1 || strings.Contains(r.stderr, "objects:") {
+			t.Errorf("%s: want empty stdout and %q once on stderr, in the client's words\n%s", s.name, s.wantErr, r)
 		}
 		wantOneLine(t, r)
 	}
