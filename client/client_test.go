@@ -388,9 +388,16 @@ func TestClosed(t *testing.T) {
 }
 
 func TestDialUnreachable(t *testing.T) {
-	_, err := Dial(testCtx(t, 5*time.Second), []string{closedAddr(t), closedAddr(t)}, WithDialTimeout(time.Second))
+	addrs := []string{closedAddr(t), closedAddr(t)}
+	_, err := Dial(testCtx(t, 5*time.Second), addrs, WithDialTimeout(time.Second))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	// Each endpoint is named once, with why it failed.
+	for _, a := range addrs {
+		if n := strings.Count(err.Error(), a); n != 1 {
+			t.Errorf("%s named %d times in %q, want once", a, n, err)
+		}
 	}
 	if !IsRetryable(err) {
 		t.Error("ErrUnavailable is not retryable")
