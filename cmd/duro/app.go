@@ -32,6 +32,20 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// doing puts what the CLI was doing in front of err, an error of the SDK, whose text starts
+// with "duro: ": run prints that once, at the front of the line, not in the middle.
+func doing(what string, err error) error { return &doingError{what, err} }
+
+type doingError struct {
+	what string
+	err  error
+}
+
+func (e *doingError) Error() string {
+	return e.what + ": " + strings.TrimPrefix(e.err.Error(), "duro: ")
+}
+func (e *doingError) Unwrap() error { return e.err }
+
 func usageErr(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
@@ -93,7 +107,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // oneLine flattens err to one line, without the "duro: " its own message may start with
-// (the SDK's errors do), since run prints that prefix itself.
+// (the SDK's errors do), since run prints that prefix itself. Lines become clauses
+// separated by "; ": errors.Join puts one error on each line.
 func oneLine(err error) string {
-	return strings.TrimPrefix(strings.Join(strings.Fields(err.Error()), " "), "duro: ")
+	var clauses []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			clauses = append(clauses, l)
+		}
+	}
+	return strings.TrimPrefix(strings.Join(clauses, "; "), "duro: ")
 }

@@ -100,7 +100,7 @@ func runCall(c *cli.Context) error {
 	defer cancel()
 	cl, err := client.Dial(ctx, endpoints(c))
 	if err != nil {
-		return &exitError{code: exitRetryable, err: fmt.Errorf("connect to %s: %w", strings.Join(endpoints(c), ","), err)}
+		return &exitError{code: exitRetryable, err: err} // it names each endpoint and why it failed
 	}
 	defer cl.Close()
 	ns := cl.Namespace(class)

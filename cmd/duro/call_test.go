@@ -57,12 +57,18 @@ func TestCall(t *testing.T) {
 }
 
 // With no node to reach, duro call exits 75 (EX_TEMPFAIL): trying again later may work.
+// The one line names each endpoint once, with why it failed.
 func TestCallNoNode(t *testing.T) {
 	t.Parallel()
-	nobody := freeAddr(t)
-	r := runCLI(t, "call", "-e", nobody, "--timeout", "2s", "Counter", "x", "Add", "1")
-	if r.code != exitRetryable || r.stdout != "" || !strings.Contains(r.stderr, nobody) {
-		t.Errorf("want exit %d naming %s\n%s", exitRetryable, nobody, r)
+	nobody, nobodyElse := freeAddr(t), freeAddr(t)
+	r := runCLI(t, "call", "-e", nobody+","+nobodyElse, "--timeout", "2s", "Counter", "x", "Add", "1")
+	if r.code != exitRetryable || r.stdout != "" {
+		t.Errorf("want exit %d\n%s", exitRetryable, r)
+	}
+	for _, a := range []string{nobody, nobodyElse} {
+		if n := strings.Count(r.stderr, a); n != 1 {
+			t.Errorf("%s named %d times, want once\n%s", a, n, r)
+		}
 	}
 	wantOneLine(t, r)
 }
