@@ -50,7 +50,7 @@ func usageErr(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:    "duro",
 		Usage:   "a Raft-replicated store of durable objects",
@@ -59,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"cluster; every write is replicated to a quorum before the caller hears back.\n\n" +
 			"Start here:   duro dev                      (a 3-node cluster in this process)\n" +
 			"Then:         duro call Counter hello Add 1",
+		Reader:          stdin,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -88,10 +89,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // run executes the CLI and returns the process exit code. Errors are printed as one line.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	app := newApp(stdout, stderr)
+	app := newApp(stdin, stdout, stderr)
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}

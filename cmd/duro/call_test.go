@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -55,6 +57,31 @@ func TestCall(t *testing.T) {
 			t.Errorf("%s: want empty stdout and %q once on stderr, in the client's words\n%s", s.name, s.wantErr, r)
 		}
 		wantOneLine(t, r)
+	}
+
+	// JSON-ARGS from a file (@FILE) and from standard input (-): a value near the storage
+	// limit, too large to pass comfortably as one argument, arrives whole.
+	big := strings.Repeat("ab", 60<<10) // 120 KiB
+	args := `{"value": "` + big + `"}`
+	file := filepath.Join(t.TempDir(), "args.json")
+	if err := os.WriteFile(file, []byte(args), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"value":"` + big + `"}` + "\n"
+	for _, how := range []struct {
+		name string
+		r    result
+	}{
+		{"from-file", runCLI(t, append(e, "Register", "from-file", "Put", "@"+file)...)},
+		{"from-stdin", runCLIWithStdin(t, args, append(e, "Register", "from-stdin", "Put", "-")...)},
+	} {
+		if how.r.code != exitOK || how.r.stdout != want {
+			t.Errorf("Put %s: exit %d, stderr %q, %d bytes out; want the value back", how.name, how.r.code, how.r.stderr, len(how.r.stdout))
+			continue
+		}
+		if r := runCLI(t, append(e, "Register", how.name, "Get")...); r.code != exitOK || r.stdout != want {
+			t.Errorf("Get %s: exit %d, stderr %q, %d bytes out; want what Put stored", how.name, r.code, r.stderr, len(r.stdout))
+		}
 	}
 }
 
