@@ -186,11 +186,12 @@ func TestDeadlineErrors(t *testing.T) {
 		name        string
 		answer      reply
 		wantUnknown bool
+		wantLast    error // the last answer's sentinel, when the outcome is known
 	}{
-		{"unknown outcome until the deadline", fail(wire.CodeUnknownOutcome, "lost"), true},
-		{"no answer", reply{silence: true}, true},
-		{"no leader anywhere", fail(wire.CodeNotLeader, "electing"), false},
-		{"unavailable", fail(wire.CodeUnavailable, "closing"), false},
+		{"unknown outcome until the deadline", fail(wire.CodeUnknownOutcome, "lost"), true, nil},
+		{"no answer", reply{silence: true}, true, nil},
+		{"no leader anywhere", fail(wire.CodeNotLeader, "electing"), false, ErrNotLeader},
+		{"unavailable", fail(wire.CodeUnavailable, "closing"), false, ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +212,14 @@ func TestDeadlineErrors(t *testing.T) {
 			}
 			if got != tt.wantUnknown {
 				t.Fatalf("errors.Is(%v, ErrUnknownOutcome) = %v, want %v", err, got, tt.wantUnknown)
+			}
+			// The last error is part of the text, without a second "duro: " or "outcome
+			// unknown", and still matches with errors.Is when the outcome is known.
+			if msg := err.Error(); strings.Count(msg, "duro:") != 1 || strings.Count(msg, "outcome unknown") > 1 {
+				t.Errorf("error %q says something twice", msg)
+			}
+			if tt.wantLast != nil && !errors.Is(err, tt.wantLast) {
+				t.Errorf("error %q does not match the last error's %v", err, tt.wantLast)
 			}
 			if IsRetryable(err) == tt.wantUnknown {
 				t.Fatalf("IsRetryable(%v) = %v", err, !tt.wantUnknown)
