@@ -150,6 +150,12 @@ func TestBadInput(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
+			// Said once: the client's wording of the code, not the node's as well.
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tt.want.Error()) || strings.Count(msg, tt.want.Error()) != 1 || strings.Count(msg, "duro:") > 1 ||
+				strings.Contains(msg, "objects:") || strings.Contains(msg, "fsm:") {
+				t.Errorf("error %q does not say %q once, in the client's words", msg, tt.want)
+			}
 			if client.IsRetryable(err) {
 				t.Errorf("IsRetryable(%v) = true", err)
 			}

@@ -47,7 +47,7 @@ func (c *Client) NodeStatus(ctx context.Context, addr string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.Err != nil {
-		return nil, fmt.Errorf("node %s: %w", addr, remoteError(resp.Err))
+		return nil, fmt.Errorf("node %s: %w", addr, inner(remoteError(resp.Err)))
 	}
 	return resp.Result, nil
 }

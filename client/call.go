@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,13 +244,29 @@ func (s *Stub) invoke(ctx context.Context, method string, args []byte, isJSON bo
 		why = context.DeadlineExceeded
 	}
 	if maybeApplied {
-		return nil, fmt.Errorf("%w: %s.%s: %w (last error: %v)", ErrUnknownOutcome, s.ns.class, method, why, lastErr)
+		// The last error is often an unknown outcome too: say "outcome unknown" once.
+		last := strings.TrimPrefix(fmt.Sprint(inner(lastErr)), strings.TrimPrefix(ErrUnknownOutcome.Error(), "duro: ")+": ")
+		return nil, fmt.Errorf("%w: %s.%s: %w (last error: %s)", ErrUnknownOutcome, s.ns.class, method, why, last)
 	}
 	if lastErr == nil {
 		return nil, fmt.Errorf("duro: %s.%s: %w", s.ns.class, method, why)
 	}
-	return nil, fmt.Errorf("duro: %s.%s: %w; last error: %w", s.ns.class, method, why, lastErr)
+	return nil, fmt.Errorf("duro: %s.%s: %w; last error: %w", s.ns.class, method, why, inner(lastErr))
 }
+
+// inner is err as a part of another error of the SDK, whose text starts with "duro: "
+// already: without its own.
+func inner(err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "duro: ") {
+		return err
+	}
+	return &innerError{err}
+}
+
+type innerError struct{ err error }
+
+func (e *innerError) Error() string { return strings.TrimPrefix(e.err.Error(), "duro: ") }
+func (e *innerError) Unwrap() error { return e.err }
 
 // timeoutMillis is what is left until deadline (none if zero), for the node to give up in
 // time.

@@ -199,10 +199,10 @@ func (c *Client) fetchTopology(ctx context.Context, addr string) error {
 		return err
 	}
 	if resp.Err != nil {
-		return fmt.Errorf("node %s: %w", addr, remoteError(resp.Err))
+		return fmt.Errorf("node %s: %w", addr, inner(remoteError(resp.Err)))
 	}
 	if resp.Topology == nil {
-		return fmt.Errorf("node %s: %w: topology response without a topology", addr, ErrInternal)
+		return fmt.Errorf("node %s: %w: topology response without a topology", addr, inner(ErrInternal))
 	}
 	return c.adopt(resp.Topology, addr)
 }
@@ -210,7 +210,7 @@ func (c *Client) fetchTopology(ctx context.Context, addr string) error {
 // adopt merges a node's view of the topology into the Client's.
 func (c *Client) adopt(t *wire.Topology, from string) error {
 	if len(t.Slots) == 0 {
-		return fmt.Errorf("node %s: %w: topology has no slots", from, ErrInternal)
+		return fmt.Errorf("node %s: %w: topology has no slots", from, inner(ErrInternal))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -186,11 +186,12 @@ func TestDeadlineErrors(t *testing.T) {
 		name        string
 		answer      reply
 		wantUnknown bool
+		wantLast    error // the last answer's sentinel, when the outcome is known
 	}{
-		{"unknown outcome until the deadline", fail(wire.CodeUnknownOutcome, "lost"), true},
-		{"no answer", reply{silence: true}, true},
-		{"no leader anywhere", fail(wire.CodeNotLeader, "electing"), false},
-		{"unavailable", fail(wire.CodeUnavailable, "closing"), false},
+		{"unknown outcome until the deadline", fail(wire.CodeUnknownOutcome, "lost"), true, nil},
+		{"no answer", reply{silence: true}, true, nil},
+		{"no leader anywhere", fail(wire.CodeNotLeader, "electing"), false, ErrNotLeader},
+		{"unavailable", fail(wire.CodeUnavailable, "closing"), false, ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +213,14 @@ func TestDeadlineErrors(t *testing.T) {
 			if got != tt.wantUnknown {
 				t.Fatalf("errors.Is(%v, ErrUnknownOutcome) = %v, want %v", err, got, tt.wantUnknown)
 			}
+			// The last error is part of the text, without a second "duro: " or "outcome
+			// unknown", and still matches with errors.Is when the outcome is known.
+			if msg := err.Error(); strings.Count(msg, "duro:") != 1 || strings.Count(msg, "outcome unknown") > 1 {
+				t.Errorf("error %q says something twice", msg)
+			}
+			if tt.wantLast != nil && !errors.Is(err, tt.wantLast) {
+				t.Errorf("error %q does not match the last error's %v", err, tt.wantLast)
+			}
 			if IsRetryable(err) == tt.wantUnknown {
 				t.Fatalf("IsRetryable(%v) = %v", err, !tt.wantUnknown)
 			}
@@ -221,23 +230,26 @@ func TestDeadlineErrors(t *testing.T) {
 
 // TestDefiniteAnswers: answers that settle a call are returned as typed errors, at once.
 func TestDefiniteAnswers(t *testing.T) {
+	// The node's message is the detail the code does not say: the error reads the
+	// client's words for the code, then the detail, each once.
 	tests := []struct {
-		code wire.Code
-		want error
+		code    wire.Code
+		want    error
+		wantMsg string
 	}{
-		{wire.CodeNoSuchClass, ErrNoSuchClass},
-		{wire.CodeNoSuchMethod, ErrNoSuchMethod},
-		{wire.CodeInvalidID, ErrInvalidID},
-		{wire.CodeWrongClass, ErrWrongClass},
-		{wire.CodeBadArgument, ErrBadArgument},
-		{wire.CodeKeyTooLarge, ErrKeyTooLarge},
-		{wire.CodeValueTooLarge, ErrTooLarge},
-		{wire.CodeTooManyKeys, ErrTooManyKeys},
-		{wire.CodeTooLarge, ErrTooLarge},
-		{wire.CodeOverloaded, ErrOverloaded},
-		{wire.CodeBadRequest, ErrBadRequest},
-		{wire.CodeInternal, ErrInternal},
-		{999, ErrInternal},
+		{wire.CodeNoSuchClass, ErrNoSuchClass, "duro: no such class: detail"},
+		{wire.CodeNoSuchMethod, ErrNoSuchMethod, "duro: no such method: detail"},
+		{wire.CodeInvalidID, ErrInvalidID, "invalid object ID: detail"},
+		{wire.CodeWrongClass, ErrWrongClass, "object ID belongs to another class: detail"},
+		{wire.CodeBadArgument, ErrBadArgument, "duro: bad argument: detail"},
+		{wire.CodeKeyTooLarge, ErrKeyTooLarge, "duro: too large: key too large: detail"},
+		{wire.CodeValueTooLarge, ErrTooLarge, "duro: too large: value too large: detail"},
+		{wire.CodeTooManyKeys, ErrTooManyKeys, "duro: too large: too many keys: detail"},
+		{wire.CodeTooLarge, ErrTooLarge, "duro: too large: detail"},
+		{wire.CodeOverloaded, ErrOverloaded, "duro: overloaded: detail"},
+		{wire.CodeBadRequest, ErrBadRequest, "duro: bad request: detail"},
+		{wire.CodeInternal, ErrInternal, "duro: internal error: detail"},
+		{999, ErrInternal, "duro: internal error: code(999): detail"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
@@ -248,8 +260,8 @@ func TestDefiniteAnswers(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
-			if !strings.Contains(err.Error(), "detail") {
-				t.Errorf("error %q lost the node's message", err)
+			if err.Error() != tt.wantMsg {
+				t.Errorf("error %q, want %q", err, tt.wantMsg)
 			}
 			if n := len(fc.nodes[0].received()); n != 1 {
 				t.Fatalf("%d attempts, want 1", n)
@@ -385,9 +397,16 @@ func TestClosed(t *testing.T) {
 }
 
 func TestDialUnreachable(t *testing.T) {
-	_, err := Dial(testCtx(t, 5*time.Second), []string{closedAddr(t), closedAddr(t)}, WithDialTimeout(time.Second))
+	addrs := []string{closedAddr(t), closedAddr(t)}
+	_, err := Dial(testCtx(t, 5*time.Second), addrs, WithDialTimeout(time.Second))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	// Each endpoint is named once, with why it failed.
+	for _, a := range addrs {
+		if n := strings.Count(err.Error(), a); n != 1 {
+			t.Errorf("%s named %d times in %q, want once", a, n, err)
+		}
 	}
 	if !IsRetryable(err) {
 		t.Error("ErrUnavailable is not retryable")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type attemptError struct {
 func (e *attemptError) Error() string {
 	if e.sent {
 		return fmt.Sprintf("node %s: no answer: %v", e.addr, e.err)
+	}
+	if msg := e.err.Error(); strings.Contains(msg, e.addr) {
+		return msg // "dial tcp ADDR: ...": the node is named already
 	}
 	return fmt.Sprintf("node %s: %v", e.addr, e.err)
 }

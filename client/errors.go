@@ -83,7 +83,9 @@ func IsRetryable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
-// remoteError turns an error a node sent into the client's typed errors.
+// remoteError turns an error a node sent into the client's typed errors. The sentinel's
+// text says what the code means and the node's message adds only what it does not (see
+// wire.Error), so the words are said once and errors.Is matches the sentinel.
 func remoteError(e *wire.Error) error {
 	wrap := func(sentinel error) error {
 		if e.Message == "" {
@@ -124,8 +126,10 @@ func remoteError(e *wire.Error) error {
 		return wrap(ErrUnavailable)
 	case wire.CodeBadRequest:
 		return wrap(ErrBadRequest)
+	case wire.CodeInternal:
+		return wrap(ErrInternal)
 	}
-	return fmt.Errorf("%w: %s", ErrInternal, e.Error())
+	return fmt.Errorf("%w: %s", ErrInternal, e.Error()) // a code this client does not know: name it
 }
 
 // retry says what the call loop does after an attempt failed.

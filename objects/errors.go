@@ -12,9 +12,11 @@ import (
 // errors.Is; most are wrapped with detail. Retryable means a retry of the same request
 // (same Client and Seq) is safe and may succeed.
 var (
-	// ErrNoSuchClass: the request names a class that is not registered. Not retryable.
+	// ErrNoSuchClass: the request names a class that is not registered. The message
+	// suggests the nearest registered name, or lists them. Not retryable.
 	ErrNoSuchClass = errors.New("objects: no such class")
-	// ErrNoSuchMethod: the class has no method of that name. Not retryable.
+	// ErrNoSuchMethod: the class has no method of that name. The message suggests the
+	// nearest, or lists them. Not retryable.
 	ErrNoSuchMethod = errors.New("objects: no such method")
 	// ErrInvalidID: the object ID is malformed, or the request's Name does not hash to it.
 	// Not retryable.

@@ -186,11 +186,11 @@ func (r *Runtime) Call(ctx context.Context, req Request) ([]byte, error) {
 	r.calls.Add(1)
 	cls := r.reg.lookup(req.Class)
 	if cls == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNoSuchClass, req.Class)
+		return nil, fmt.Errorf("%w: %q%s", ErrNoSuchClass, req.Class, r.reg.classHint(req.Class))
 	}
 	m := cls.methods[req.Method]
 	if m == nil {
-		return nil, fmt.Errorf("%w: %s.%s", ErrNoSuchMethod, req.Class, req.Method)
+		return nil, fmt.Errorf("%w: %s.%s%s", ErrNoSuchMethod, req.Class, req.Method, methodHint(cls, req.Method))
 	}
 	if err := req.ID.Check(req.Class); err != nil {
 		return nil, err

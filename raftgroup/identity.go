@@ -45,7 +45,7 @@ func checkIdentity(c Config, clusterID string) (fresh bool, err error) {
 		// groups' state beside an identity file that is empty or gone.
 		tmp := path + ".tmp"
 		if err := vfs.WriteFileSynced(c.FS, tmp, append(b, '\n'), 0o644); err != nil {
-			return false, fmt.Errorf("write %s: %w", tmp, err)
+			return false, withPath("write", tmp, err)
 		}
 		if err := c.FS.Rename(tmp, path); err != nil {
 			return false, err
@@ -53,7 +53,7 @@ func checkIdentity(c Config, clusterID string) (fresh bool, err error) {
 		return true, c.FS.SyncDir(c.DataDir)
 	}
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", path, err)
+		return false, withPath("read", path, err)
 	}
 	var id identity
 	if err := json.Unmarshal(b, &id); err != nil {
@@ -67,4 +67,13 @@ func checkIdentity(c Config, clusterID string) (fresh bool, err error) {
 			ErrDataDir, c.DataDir, id.ClusterID, id.Peers, id.Groups, id.Replicas, id.Slots, clusterID)
 	}
 	return false, nil
+}
+
+// withPath says what failed on which file, unless err (an *fs.PathError of the os) says
+// it already: "read F: open F: not a directory" names the file twice.
+func withPath(op, path string, err error) error {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }

@@ -81,7 +81,7 @@ func Listen(addr string, opts Options) (*Mux, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("transport: listen: %w", err)
+		return nil, fmt.Errorf("transport: %w", err) // "listen tcp ADDR: why"
 	}
 	if advertise == nil {
 		advertise = ln.Addr()

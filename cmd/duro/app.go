@@ -32,11 +32,25 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// doing puts what the CLI was doing in front of err, an error of the SDK, whose text starts
+// with "duro: ": run prints that once, at the front of the line, not in the middle.
+func doing(what string, err error) error { return &doingError{what, err} }
+
+type doingError struct {
+	what string
+	err  error
+}
+
+func (e *doingError) Error() string {
+	return e.what + ": " + strings.TrimPrefix(e.err.Error(), "duro: ")
+}
+func (e *doingError) Unwrap() error { return e.err }
+
 func usageErr(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:    "duro",
 		Usage:   "a Raft-replicated store of durable objects",
@@ -45,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"cluster; every write is replicated to a quorum before the caller hears back.\n\n" +
 			"Start here:   duro dev                      (a 3-node cluster in this process)\n" +
 			"Then:         duro call Counter hello Add 1",
+		Reader:          stdin,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -74,10 +89,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // run executes the CLI and returns the process exit code. Errors are printed as one line.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	app := newApp(stdout, stderr)
+	app := newApp(stdin, stdout, stderr)
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
@@ -93,7 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // oneLine flattens err to one line, without the "duro: " its own message may start with
-// (the SDK's errors do), since run prints that prefix itself.
+// (the SDK's errors do), since run prints that prefix itself. Lines become clauses
+// separated by "; ": errors.Join puts one error on each line.
 func oneLine(err error) string {
-	return strings.TrimPrefix(strings.Join(strings.Fields(err.Error()), " "), "duro: ")
+	var clauses []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			clauses = append(clauses, l)
+		}
+	}
+	return strings.TrimPrefix(strings.Join(clauses, "; "), "duro: ")
 }

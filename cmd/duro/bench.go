@@ -92,7 +92,7 @@ func runBench(c *cli.Context) error {
 	cl, err := client.Dial(dctx, endpoints(c))
 	cancel()
 	if err != nil {
-		return &exitError{code: exitRetryable, err: fmt.Errorf("connect to %s: %w", strings.Join(endpoints(c), ","), err)}
+		return &exitError{code: exitRetryable, err: err} // it names each endpoint and why it failed
 	}
 	defer cl.Close()
 	op, err := workloads.New(cl, name, cfg.Callers, workloads.Options{

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/duro-db/duro/client"
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // defaultEndpoints are where `duro dev` listens, so its printed commands work as pasted.
@@ -41,10 +46,15 @@ func callCommand() *cli.Command {
 		Usage:     "call a method of an object and print its result as JSON",
 		ArgsUsage: "[--id ID] CLASS [NAME] METHOD [JSON-ARGS]",
 		Description: "The object is named by NAME (an ID derived from the class and the name) or by --id, the\n" +
-			"64-hex-digit ID of an object of CLASS. JSON-ARGS defaults to {}.\n\n" +
+			"64-hex-digit ID of an object of CLASS.\n\n" +
+			"JSON-ARGS is the method's argument as JSON, {} if left out. As @FILE it is read from FILE,\n" +
+			"as - from standard input: for a value too large for one command-line argument (128 KiB\n" +
+			"on Linux) or awkward to quote.\n\n" +
 			"Examples:\n" +
 			"  duro call Counter hello Add 5\n" +
 			"  duro call Register config Put '{\"value\": \"blue\"}'\n" +
+			"  duro call Register config Put @value.json\n" +
+			"  jq -n --rawfile v notes.txt '{value: $v}' | duro call Register notes Put -\n" +
 			"  duro call --id 6f1c...e2 Counter Get\n\n" +
 			"Flags go before CLASS: what follows it is taken as arguments.\n\n" +
 			"Exit status: 0 success; 1 the call failed and retrying will not help; 2 bad usage;\n" +
@@ -81,9 +91,9 @@ func runCall(c *cli.Context) error {
 	method := rest[0]
 	in := []byte("{}")
 	if len(rest) == 2 {
-		in = []byte(rest[1])
-		if !json.Valid(in) {
-			return usageErr("JSON-ARGS is not valid JSON: %s", rest[1])
+		var err error
+		if in, err = jsonArgs(c.App.Reader, rest[1]); err != nil {
+			return err
 		}
 	}
 	// Check --id before dialling: a typo is a usage error, not an unreachable cluster.
@@ -100,7 +110,7 @@ func runCall(c *cli.Context) error {
 	defer cancel()
 	cl, err := client.Dial(ctx, endpoints(c))
 	if err != nil {
-		return &exitError{code: exitRetryable, err: fmt.Errorf("connect to %s: %w", strings.Join(endpoints(c), ","), err)}
+		return &exitError{code: exitRetryable, err: err} // it names each endpoint and why it failed
 	}
 	defer cl.Close()
 	ns := cl.Namespace(class)
@@ -116,6 +126,49 @@ func runCall(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer, string(out))
 	return nil
+}
+
+// jsonArgs returns the call's arguments given as JSON-ARGS: arg itself, the contents of
+// the file @FILE names, or standard input's for "-". No JSON text starts with '@' or is
+// a lone '-', so neither form hides a value one could mean.
+func jsonArgs(stdin io.Reader, arg string) ([]byte, error) {
+	var from string
+	var r io.Reader
+	switch {
+	case arg == "-":
+		from, r = "standard input", stdin
+	case strings.HasPrefix(arg, "@"):
+		from = arg[1:]
+		f, err := os.Open(from)
+		if err != nil {
+			return nil, usageErr("JSON-ARGS: %v", err) // "open FILE: why"
+		}
+		defer f.Close()
+		r = f
+	default:
+		if !json.Valid([]byte(arg)) {
+			return nil, usageErr("JSON-ARGS is not valid JSON: %s", arg)
+		}
+		return []byte(arg), nil
+	}
+	// Beyond a frame, no node would take it: refuse before reading all of a huge file.
+	in, err := io.ReadAll(io.LimitReader(r, framing.MaxFrameSize+1))
+	switch {
+	case err != nil:
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return nil, usageErr("JSON-ARGS: %v", err) // "read FILE: why"
+		}
+		return nil, usageErr("JSON-ARGS: reading %s: %v", from, err)
+	case len(in) > framing.MaxFrameSize:
+		return nil, usageErr("JSON-ARGS: %s holds more than %d MiB, the most one call can carry", from, framing.MaxFrameSize>>20)
+	case len(bytes.TrimSpace(in)) == 0:
+		return nil, usageErr("JSON-ARGS: %s is empty", from)
+	}
+	var v json.RawMessage
+	if err := json.Unmarshal(in, &v); err != nil {
+		return nil, usageErr("JSON-ARGS: %s is not valid JSON: %v", from, err)
+	}
+	return in, nil
 }
 
 // callError maps a client error to an exit code.

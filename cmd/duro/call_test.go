@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,8 +32,10 @@ func TestCall(t *testing.T) {
 		{"default arguments are {}", []string{"Counter", "cli-test", "Get"}, exitOK, "7\n", ""},
 		{"by --id", []string{"--id", counterID, "Counter", "Get"}, exitOK, "7\n", ""},
 		{"struct arguments and result", []string{"Register", "cli-test", "Put", `{"value": "blue"}`}, exitOK, `{"value":"blue"}` + "\n", ""},
-		{"unknown class", []string{"Nope", "cli-test", "Get"}, exitFailed, "", "no such class"},
-		{"unknown method", []string{"Counter", "cli-test", "Nope"}, exitFailed, "", "no such method"},
+		{"unknown class", []string{"Nope", "cli-test", "Get"}, exitFailed, "", `no such class: "Nope"; the classes are `},
+		{"unknown method", []string{"Counter", "cli-test", "Nope"}, exitFailed, "", "no such method: Counter.Nope; the methods of Counter are Add"},
+		{"a class typo", []string{"Conter", "cli-test", "Get"}, exitFailed, "", `no such class: "Conter"; did you mean "Counter"?`},
+		{"a method typo", []string{"Counter", "cli-test", "Ad", "1"}, exitFailed, "", "no such method: Counter.Ad; did you mean Counter.Add?"},
 		{"arguments of the wrong type", []string{"Counter", "cli-test", "Add", `"five"`}, exitFailed, "", "bad argument"},
 		{"handler error", []string{"ChatLog", "room", "Read", `{"limit": -1}`}, exitFailed, "", "handler error: limit must be"},
 		{"--id of another class", []string{"--id", registerID, "Counter", "Get"}, exitUsage, "", "not an ID of class"},
@@ -49,20 +53,51 @@ func TestCall(t *testing.T) {
 			}
 			continue
 		}
-		if r.stdout != "" || !strings.Contains(r.stderr, s.wantErr) {
-			t.Errorf("%s: want empty stdout and %q on stderr\n%s", s.name, s.wantErr, r)
+		if r.stdout != "" || strings.Count(r.stderr, s.wantErr) != 1 || strings.Contains(r.stderr, "objects:") {
+			t.Errorf("%s: want empty stdout and %q once on stderr, in the client's words\n%s", s.name, s.wantErr, r)
 		}
 		wantOneLine(t, r)
+	}
+
+	// JSON-ARGS from a file (@FILE) and from standard input (-): a value near the storage
+	// limit, too large to pass comfortably as one argument, arrives whole.
+	big := strings.Repeat("ab", 60<<10) // 120 KiB
+	args := `{"value": "` + big + `"}`
+	file := filepath.Join(t.TempDir(), "args.json")
+	if err := os.WriteFile(file, []byte(args), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"value":"` + big + `"}` + "\n"
+	for _, how := range []struct {
+		name string
+		r    result
+	}{
+		{"from-file", runCLI(t, append(e, "Register", "from-file", "Put", "@"+file)...)},
+		{"from-stdin", runCLIWithStdin(t, args, append(e, "Register", "from-stdin", "Put", "-")...)},
+	} {
+		if how.r.code != exitOK || how.r.stdout != want {
+			t.Errorf("Put %s: exit %d, stderr %q, %d bytes out; want the value back", how.name, how.r.code, how.r.stderr, len(how.r.stdout))
+			continue
+		}
+		if r := runCLI(t, append(e, "Register", how.name, "Get")...); r.code != exitOK || r.stdout != want {
+			t.Errorf("Get %s: exit %d, stderr %q, %d bytes out; want what Put stored", how.name, r.code, r.stderr, len(r.stdout))
+		}
 	}
 }
 
 // With no node to reach, duro call exits 75 (EX_TEMPFAIL): trying again later may work.
+// The one line names each endpoint once, with why it failed.
 func TestCallNoNode(t *testing.T) {
 	t.Parallel()
-	nobody := freeAddr(t)
-	r := runCLI(t, "call", "-e", nobody, "--timeout", "2s", "Counter", "x", "Add", "1")
-	if r.code != exitRetryable || r.stdout != "" || !strings.Contains(r.stderr, nobody) {
-		t.Errorf("want exit %d naming %s\n%s", exitRetryable, nobody, r)
+	nobody, nobodyElse := freeAddr(t), freeAddr(t)
+	r := runCLI(t, "call", "-e", nobody+","+nobodyElse, "--timeout", "2s", "Counter", "x", "Add", "1")
+	if r.code != exitRetryable || r.stdout != "" {
+		t.Errorf("want exit %d\n%s", exitRetryable, r)
+	}
+	for _, a := range []string{nobody, nobodyElse} {
+		if n := strings.Count(r.stderr, a); n != 1 {
+			t.Errorf("%s named %d times, want once\n%s", a, n, r)
+		}
 	}
 	wantOneLine(t, r)
 }

@@ -114,12 +114,12 @@ func runDev(c *cli.Context) error {
 	defer cancel()
 	cl, err := client.Dial(ctx, eps)
 	if err != nil {
-		return fmt.Errorf("connect to the dev cluster: %w", err)
+		return doing("connect to the dev cluster", err)
 	}
 	res, err := cl.Namespace("Counter").GetByName("hello").CallJSON(ctx, "Add", []byte("1"))
 	cl.Close()
 	if err != nil {
-		return fmt.Errorf("first call to the dev cluster: %w", err)
+		return doing("first call to the dev cluster", err)
 	}
 	fmt.Fprintf(out, "duro dev: cluster ready in %.1fs\n\n", time.Since(start).Seconds())
 	for i, s := range servers {

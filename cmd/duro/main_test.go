@@ -64,14 +64,21 @@ var runMu sync.Mutex
 
 // runCLI runs the CLI in-process with args (without the program name) and fails the test
 // if it has not returned within 30s: a command expected to fail must not start serving.
+// Its standard input is empty.
 func runCLI(t testing.TB, args ...string) result {
+	t.Helper()
+	return runCLIWithStdin(t, "", args...)
+}
+
+// runCLIWithStdin is runCLI with stdin as the standard input.
+func runCLIWithStdin(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
 		runMu.Lock()
 		defer runMu.Unlock()
-		done <- run(append([]string{"duro"}, args...), &stdout, &stderr)
+		done <- run(append([]string{"duro"}, args...), strings.NewReader(stdin), &stdout, &stderr)
 	}()
 	select {
 	case code := <-done:

@@ -30,7 +30,7 @@ func serverSettings(t *testing.T, env map[string]string, args ...string) (groups
 		t.Setenv(k, v)
 	}
 	var stderr strings.Builder
-	app := newApp(io.Discard, &stderr)
+	app := newApp(strings.NewReader(""), io.Discard, &stderr)
 	found := false
 	for _, c := range app.Commands {
 		if c.Name == "server" {

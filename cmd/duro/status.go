@@ -50,7 +50,7 @@ func gather(c *cli.Context) (*clusterView, error) {
 	defer cancel()
 	cl, err := client.Dial(ctx, endpoints(c))
 	if err != nil {
-		return nil, &exitError{code: exitRetryable, err: fmt.Errorf("no node answered at %s: %w", strings.Join(endpoints(c), ","), err)}
+		return nil, &exitError{code: exitRetryable, err: err} // it names each endpoint and why it failed
 	}
 	defer cl.Close()
 	view := &clusterView{ClusterID: cl.ClusterID(), Leaders: map[uint64]string{}}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/duro-db/duro/internal/framing"
 )
 
 // Mistakes on the command line are reported as one line on stderr, with exit status 2
@@ -36,6 +40,22 @@ func TestUsageErrors(t *testing.T) {
 		{"call with too many arguments", fixed("call", "-e", nobody, "Counter", "x", "Add", "1", "2"), "got 5 argument(s)"},
 		{"call --id with a NAME too", fixed("call", "-e", nobody, "--id", strings.Repeat("ab", 32), "Counter", "x", "Add", "1"), "got 4 argument(s)"},
 		{"call with invalid JSON", fixed("call", "-e", nobody, "Counter", "x", "Add", "{1"), "not valid JSON"},
+		{"call with JSON-ARGS from a missing file", func(t *testing.T) []string {
+			return []string{"call", "-e", nobody, "Counter", "x", "Add", "@" + filepath.Join(t.TempDir(), "nope.json")}
+		}, "JSON-ARGS: open "},
+		{"call with JSON-ARGS from a directory", func(t *testing.T) []string {
+			return []string{"call", "-e", nobody, "Counter", "x", "Add", "@" + t.TempDir()}
+		}, "is a directory"},
+		{"call with JSON-ARGS from a file of invalid JSON", func(t *testing.T) []string {
+			return []string{"call", "-e", nobody, "Counter", "x", "Add", "@" + tempFile(t, "args.json", "{1")}
+		}, "args.json is not valid JSON"},
+		{"call with JSON-ARGS from an empty file", func(t *testing.T) []string {
+			return []string{"call", "-e", nobody, "Counter", "x", "Add", "@" + tempFile(t, "empty.json", "\n")}
+		}, "empty.json is empty"},
+		{"call with JSON-ARGS from a file larger than a call", func(t *testing.T) []string {
+			return []string{"call", "-e", nobody, "Counter", "x", "Add", "@" + tempFile(t, "big.json", strings.Repeat(" ", framing.MaxFrameSize+1))}
+		}, "more than 4 MiB"},
+		{"call with JSON-ARGS from empty standard input", fixed("call", "-e", nobody, "Counter", "x", "Add", "-"), "standard input is empty"},
 		{"call with a bad --id", fixed("call", "-e", nobody, "--id", "zz", "Counter", "Get"), "--id"},
 		{"call with a bad --timeout", fixed("call", "--timeout", "soon", "Counter", "x", "Get"), "timeout"},
 		{"server with an argument", func(t *testing.T) []string { return server(t, "--id", "n1", "--peers", peers3, "extra") }, `"extra"`},
@@ -83,6 +103,16 @@ func TestUsageErrors(t *testing.T) {
 
 func fixed(args ...string) func(*testing.T) []string {
 	return func(*testing.T) []string { return args }
+}
+
+// tempFile writes content to a new file called name and returns its path.
+func tempFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // Help goes to stdout with status 0; it is the one place the usage text appears.

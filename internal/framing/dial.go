@@ -19,7 +19,7 @@ func Dial(ctx context.Context, addr string, proto byte, group uint64) (net.Conn,
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("framing: dial %s: %w", addr, err)
+		return nil, err // "dial tcp ADDR: ...": it names the address already
 	}
 	// Make a cancelled or expired ctx interrupt the header write.
 	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Unix(1, 0)) })

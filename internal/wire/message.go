@@ -162,7 +162,10 @@ func (c Code) String() string {
 
 // Error is a failed call as the node reports it.
 type Error struct {
-	Code    Code
+	Code Code
+	// Message is what the Code does not say, or "". Clients put their own words for the
+	// Code in front of it, so it must not repeat them: with CodeNoSuchClass it is
+	// `"Nope"`, not `no such class: "Nope"`. With CodeHandler it is the handler's error.
 	Message string
 	// Group, LeaderID and LeaderAddr are set with CodeNotLeader: the object's group and
 	// the leader the node knows of ("" when it knows none).
