@@ -71,6 +71,6 @@ require (
 	go.uber.org/zap v1.27.1
 )
 
-// bench/load is shared with duro bench so both sides measure alike; only it (and
-// HdrHistogram) is compiled from the parent module.
+// bench/load and bench/failover are shared with duro bench so both sides measure alike;
+// only they (and HdrHistogram, procfs) are compiled from the parent module.
 replace github.com/duro-db/duro => ../..
