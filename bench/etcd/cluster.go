@@ -18,6 +18,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // errUsage means the flag package has already printed what was wrong.
@@ -51,51 +52,126 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	self, err := os.Executable()
+	c, err := startCluster(ctx, *dir, *base, false)
 	if err != nil {
 		return err
 	}
-	var initial, endpoints []string
-	for i := 1; i <= members; i++ {
-		c, p := memberURLs(*base, i)
-		initial = append(initial, fmt.Sprintf("m%d=%s", i, p))
-		endpoints = append(endpoints, strings.TrimPrefix(c, "http://"))
+	defer c.stop()
+	pids := make([]string, len(c.cmds))
+	for i, cmd := range c.cmds {
+		pids[i] = strconv.Itoa(cmd.Process.Pid)
 	}
-	var cmds []*exec.Cmd
-	defer func() {
-		for _, c := range cmds {
-			_ = c.Process.Signal(syscall.SIGTERM)
-		}
-		for _, c := range cmds {
-			_ = c.Wait()
-		}
-	}()
-	for i := 1; i <= members; i++ {
-		c, p := memberURLs(*base, i)
-		name := fmt.Sprintf("m%d", i)
-		logf, err := os.Create(filepath.Join(*dir, name+".log"))
-		if err != nil {
-			return err
-		}
-		defer logf.Close()
-		cmd := exec.Command(self, "member", "--name", name, "--dir", filepath.Join(*dir, name),
-			"--client-url", c, "--peer-url", p, "--initial-cluster", strings.Join(initial, ","))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start member %s: %w", name, err)
-		}
-		cmds = append(cmds, cmd)
-	}
-	if err := waitReady(ctx, endpoints, 60*time.Second); err != nil {
-		return fmt.Errorf("%w (member logs in %s)", err, *dir)
-	}
-	pids := make([]string, len(cmds))
-	for i, c := range cmds {
-		pids[i] = strconv.Itoa(c.Process.Pid)
-	}
-	fmt.Fprintf(stdout, "endpoints %s\npids %s\n", strings.Join(endpoints, ","), strings.Join(pids, ","))
+	fmt.Fprintf(stdout, "endpoints %s\npids %s\n", strings.Join(c.endpoints, ","), strings.Join(pids, ","))
 	<-ctx.Done()
 	return nil
+}
+
+// cluster is 3 member processes, each under its own `etcdbench member`.
+type cluster struct {
+	dir       string
+	cmds      []*exec.Cmd
+	exited    []chan struct{} // closed when cmds[i] has been waited for
+	endpoints []string        // what clients dial: the members, or their client proxies
+	// With proxies: every connection to a member, client or peer, passes one of them.
+	part    *partition
+	proxies []*proxy
+	peers   []*proxy // peers[i] is in front of member i's peer port
+}
+
+// startCluster starts the members with their data under dir and waits until the cluster
+// answers a linearizable read. With proxied, each member advertises a proxy of this
+// process in front of its peer port and one in front of its client port, so c.part can
+// cut a member off from its peers.
+func startCluster(ctx context.Context, dir string, base int, proxied bool) (_ *cluster, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{dir: dir}
+	defer func() {
+		if err != nil {
+			c.stop()
+		}
+	}()
+	clientURLs, peerURLs := make([]string, members), make([]string, members)
+	var initial []string
+	for i := 1; i <= members; i++ {
+		cu, pu := memberURLs(base, i)
+		clientURLs[i-1], peerURLs[i-1] = cu, pu
+		if proxied {
+			if c.part == nil {
+				c.part = &partition{}
+			}
+			pp, err := newProxy(strings.TrimPrefix(pu, "http://"), c.part)
+			if err != nil {
+				return nil, err
+			}
+			cp, err := newProxy(strings.TrimPrefix(cu, "http://"), nil)
+			if err != nil {
+				pp.close()
+				return nil, err
+			}
+			c.proxies = append(c.proxies, pp, cp)
+			c.peers = append(c.peers, pp)
+			clientURLs[i-1], peerURLs[i-1] = "http://"+cp.addr(), "http://"+pp.addr()
+		}
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peerURLs[i-1]))
+		c.endpoints = append(c.endpoints, strings.TrimPrefix(clientURLs[i-1], "http://"))
+	}
+	for i := 1; i <= members; i++ {
+		listenClient, listenPeer := memberURLs(base, i)
+		name := fmt.Sprintf("m%d", i)
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(self, "member", "--name", name, "--dir", filepath.Join(dir, name),
+			"--client-url", listenClient, "--peer-url", listenPeer,
+			"--advertise-client-url", clientURLs[i-1], "--advertise-peer-url", peerURLs[i-1],
+			"--initial-cluster", strings.Join(initial, ","))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("start member %s: %w", name, err)
+		}
+		exited := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			logf.Close()
+			close(exited)
+		}()
+		c.cmds = append(c.cmds, cmd)
+		c.exited = append(c.exited, exited)
+	}
+	if err := waitReady(ctx, c.endpoints, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("%w (member logs in %s)", err, dir)
+	}
+	return c, nil
+}
+
+// stop ends every member still running (SIGCONT first, in case it is paused; SIGTERM;
+// SIGKILL after 10 s) and then the proxies.
+func (c *cluster) stop() {
+	for i, cmd := range c.cmds {
+		select {
+		case <-c.exited[i]:
+			continue
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for i, cmd := range c.cmds {
+		select {
+		case <-c.exited[i]:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-c.exited[i]
+		}
+	}
+	for _, p := range c.proxies {
+		p.close()
+	}
 }
 
 // waitReady polls until a linearizable read succeeds, i.e. a leader is elected and a
@@ -103,7 +179,8 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 func waitReady(ctx context.Context, endpoints []string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: timeout})
+	// Retries while members start are expected; the client's log of them is silenced.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: timeout, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
@@ -131,6 +208,8 @@ func runMember(args []string, stderr io.Writer) error {
 	dir := fs.String("dir", "", "data directory")
 	clientURL := fs.String("client-url", "", "URL for clients")
 	peerURL := fs.String("peer-url", "", "URL for peers")
+	advClient := fs.String("advertise-client-url", "", "URL clients are told (default: --client-url)")
+	advPeer := fs.String("advertise-peer-url", "", "URL peers are told (default: --peer-url)")
 	initial := fs.String("initial-cluster", "", "name=peer-url,...")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -146,8 +225,19 @@ func runMember(args []string, stderr io.Writer) error {
 	cfg := embed.NewConfig()
 	cfg.Name = *name
 	cfg.Dir = *dir
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	acu, apu := cu, pu
+	if *advClient != "" {
+		if acu, err = url.Parse(*advClient); err != nil {
+			return err
+		}
+	}
+	if *advPeer != "" {
+		if apu, err = url.Parse(*advPeer); err != nil {
+			return err
+		}
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*acu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*apu}
 	cfg.InitialCluster = *initial
 	cfg.InitialClusterToken = "etcdbench"
 	cfg.ClusterState = embed.ClusterStateFlagNew

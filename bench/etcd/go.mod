@@ -51,7 +51,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.45.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.uber.org/zap v1.27.1 // indirect
 	go.yaml.in/yaml/v2 v2.4.3 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
@@ -67,8 +66,11 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-require github.com/duro-db/duro v0.0.0-00010101000000-000000000000
+require (
+	github.com/duro-db/duro v0.0.0-00010101000000-000000000000
+	go.uber.org/zap v1.27.1
+)
 
-// bench/load is shared with duro bench so both sides measure alike; only it (and
-// HdrHistogram) is compiled from the parent module.
+// bench/load and bench/failover are shared with duro bench so both sides measure alike;
+// only they (and HdrHistogram, procfs) are compiled from the parent module.
 replace github.com/duro-db/duro => ../..

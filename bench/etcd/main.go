@@ -9,6 +9,7 @@ import (
 const usage = `usage:
   etcdbench cluster [flags]   start a 3-member etcd cluster (one process per member) and wait
   etcdbench load [flags]      drive a workload against it
+  etcdbench failover [flags]  start a cluster, write to it, and kill, pause or cut off its leader
 Run a subcommand with -h for its flags.
 `
 
@@ -30,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runMember(args[1:], stderr)
 	case "load":
 		err = runLoad(args[1:], stdout, stderr)
+	case "failover":
+		err = runFailover(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

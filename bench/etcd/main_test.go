@@ -18,6 +18,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"load", "--callers", "0"}, 2},
 		{[]string{"load", "--bogus"}, 2},
 		{[]string{"cluster", "--bogus"}, 2},
+		{[]string{"failover", "--fault", "reboot"}, 2},
+		{[]string{"failover", "--at", "20s", "--time", "20s"}, 2},
+		{[]string{"failover", "--callers", "0"}, 2},
 	} {
 		var out, errb bytes.Buffer
 		if got := run(tc.args, &out, &errb); got != tc.want {

@@ -11,6 +11,9 @@
 //     root. Each node's canonical address — the one in --peers, which the SDK learns from
 //     the topology — is a client proxy in front of it, so client connections can be reset
 //     too. SIGKILL/restart and SIGSTOP/SIGCONT act on the processes.
+//   - FailoverTarget: the cluster as the target of a bench/failover run (`duro bench
+//     failover`): the node leading the most groups is killed, paused or cut off from its
+//     peers while callers write (TestFailoverWindowAfterLeaderKill bounds the window).
 //   - Workloads (register, counter, set, bank, alarms) run on Workers, one SDK client
 //     each, and record every operation as ok, fail (definitely did not happen) or info
 //     (unknown).

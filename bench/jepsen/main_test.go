@@ -39,10 +39,17 @@ func runTests(m *testing.M) int {
 // startCluster starts a cluster of real processes for t and waits until it is ready.
 func startCluster(t testing.TB, nodes int, env ...string) *Cluster {
 	t.Helper()
-	dir := t.TempDir()
+	return startClusterWith(t, ClusterConfig{Nodes: nodes, Env: env})
+}
+
+// startClusterWith is startCluster with more of the cluster's configuration; Binary, Dir
+// and Seed are filled in.
+func startClusterWith(t testing.TB, cfg ClusterConfig) *Cluster {
+	t.Helper()
+	cfg.Binary, cfg.Dir, cfg.Seed = duroBinary, t.TempDir(), 1
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := StartCluster(ctx, ClusterConfig{Binary: duroBinary, Dir: dir, Nodes: nodes, Env: env, Seed: 1})
+	c, err := StartCluster(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,8 @@ func benchCommand() *cli.Command {
 			"Examples:\n" +
 			"  duro bench --workload write --callers 128 --time 20s\n" +
 			"  duro bench --workload read --rate 5000 --json\n" +
-			"  duro bench idle --pids 4242,4243,4244 --time 20s",
+			"  duro bench idle --pids 4242,4243,4244 --time 20s\n" +
+			"  duro bench failover --fault kill --at 8s --time 20s",
 		Flags: []cli.Flag{
 			endpointsFlag(),
 			&cli.StringFlag{Name: "workload", Aliases: []string{"w"}, Usage: strings.Join(workloads.Names, ", "), Value: "write"},
@@ -62,13 +63,13 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			},
 			Action: runBenchIdle,
-		}},
+		}, benchFailoverCommand()},
 	}
 }
 
 func runBench(c *cli.Context) error {
 	if c.Args().Len() > 0 {
-		return usageErr("bench takes no arguments, got %q (subcommand: idle)", c.Args().First())
+		return usageErr("bench takes no arguments, got %q (subcommands: idle, failover)", c.Args().First())
 	}
 	name := c.String("workload")
 	cfg := load.Config{

@@ -55,6 +55,11 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "-e", nobody, "extra"}, `"extra"`},
 		{[]string{"bench", "idle", "--pids", "x"}, "--pids"},
 		{[]string{"bench", "idle", "--pids", ","}, "--pids"},
+		{[]string{"bench", "failover", "--fault", "reboot"}, `"reboot"`},
+		{[]string{"bench", "failover", "--at", "20s", "--time", "20s"}, "--at"},
+		{[]string{"bench", "failover", "--callers", "0"}, "--callers"},
+		{[]string{"bench", "failover", "--workload", "nope"}, `"nope"`},
+		{[]string{"bench", "failover", "extra"}, `"extra"`},
 	} {
 		r := runCLI(t, tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
@@ -71,5 +76,37 @@ func TestBenchIdle(t *testing.T) {
 	}
 	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &res) != nil || res.Percent == nil {
 		t.Fatalf("duro bench idle:\n%s", r)
+	}
+}
+
+// duro bench failover starts its own cluster of this binary, strikes the busiest leader
+// and reports what the callers saw, as JSON for scripts.
+func TestBenchFailover(t *testing.T) {
+	if duroBin == "" {
+		t.Skip("needs the duro binary (not built with -short)")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	r := runCLI(t, "bench", "failover", "--binary", duroBin, "--dir", dir, "--fault", "pause", "--groups", "2",
+		"--callers", "4", "--objects", "50", "--warmup", "500ms", "--time", "3s", "--at", "1s", "--json", "--quiet")
+	if r.code != exitOK {
+		t.Fatalf("duro bench failover:\n%s", r)
+	}
+	var rep struct {
+		System   string  `json:"system"`
+		Fault    string  `json:"fault"`
+		Victim   string  `json:"victim"`
+		Undone   float64 `json:"undone_at_s"`
+		Worst    float64 `json:"worst_ms"`
+		Answered []int64 `json:"answered"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("--json output does not decode: %v\n%s", err, r.stdout)
+	}
+	if rep.System != "duro" || rep.Fault != "pause" || rep.Victim == "" || rep.Undone < 3 || rep.Worst <= 0 || len(rep.Answered) != 3 {
+		t.Errorf("report %+v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "n1.log")); err != nil {
+		t.Errorf("no node log in --dir: %v", err)
 	}
 }
