@@ -46,6 +46,25 @@ func flipByte(t testing.TB, name string, off int64) {
 	mustOK(t, err)
 }
 
+// twoFramesAndABigOne stores entries 1 and 2 of group 1, then entry 3 with size bytes
+// of data in a frame of its own, and closes the store; it returns the store's path,
+// the segment, and where entry 3's frame starts.
+func twoFramesAndABigOne(t testing.TB, size int) (path, seg string, frame int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "logs.db")
+	s := openStore(t, path, Options{NoSync: true})
+	g := group(t, s, 1)
+	storeLogs(t, g, entries(1, 1, 2, 1))
+	frame = s.wal.active().size // acknowledged: the writer is done with it
+	big := entry(1, 3, 1)
+	big.Data = bytes.Repeat([]byte{0xa5}, size)
+	storeLogs(t, g, []*raft.Log{big})
+	l, _ := g.idx.get(3)
+	seg = l.seg.path
+	closeStore(t, s)
+	return path, seg, frame
+}
+
 // overwrite writes b at off in the file name, as damage or a torn write would.
 func overwrite(t testing.TB, name string, off int64, b []byte) {
 	t.Helper()
@@ -428,22 +447,12 @@ func TestWALCorruption(t *testing.T) {
 		// Entries 1-2, then a 12 KB entry 3 whose frame spans several
 		// blocks; a power cut persisted its later blocks but not the
 		// first, which holds the frame header.
-		path := filepath.Join(t.TempDir(), "logs.db")
-		s := openStore(t, path, Options{NoSync: true})
-		g := group(t, s, 1)
-		storeLogs(t, g, entries(1, 1, 2, 1))
-		frame := s.wal.active().size // acknowledged: the writer is done with it
-		big := entry(1, 3, 1)
-		big.Data = bytes.Repeat([]byte{0xa5}, 12<<10)
-		storeLogs(t, g, []*raft.Log{big})
-		l, _ := g.idx.get(3)
-		seg := l.seg.path
-		closeStore(t, s)
+		path, seg, frame := twoFramesAndABigOne(t, 12<<10)
 		blockEnd := (frame/4096 + 1) * 4096
 		overwrite(t, seg, frame, make([]byte, blockEnd-frame))
 
-		s = openStore(t, path, Options{NoSync: true})
-		g = group(t, s, 1)
+		s := openStore(t, path, Options{NoSync: true})
+		g := group(t, s, 1)
 		assertBounds(t, g, 1, 2)
 		storeLogs(t, g, entries(1, 3, 4, 2))
 		closeStore(t, s)
@@ -456,20 +465,10 @@ func TestWALCorruption(t *testing.T) {
 		// The header straddles a sector boundary and its first byte, in the
 		// sector before, did not land: the length reads shorter than the
 		// frame, and the frame's own bytes follow the extent it claims.
-		path := filepath.Join(t.TempDir(), "logs.db")
-		s := openStore(t, path, Options{NoSync: true})
-		g := group(t, s, 1)
-		storeLogs(t, g, entries(1, 1, 2, 1))
-		frame := s.wal.active().size
-		big := entry(1, 3, 1)
-		big.Data = bytes.Repeat([]byte{0x5a}, 1000)
-		storeLogs(t, g, []*raft.Log{big})
-		l, _ := g.idx.get(3)
-		seg := l.seg.path
-		closeStore(t, s)
+		path, seg, frame := twoFramesAndABigOne(t, 1000)
 		overwrite(t, seg, frame, []byte{0}) // the length's low byte
 
-		g = group(t, openStore(t, path, Options{NoSync: true}), 1)
+		g := group(t, openStore(t, path, Options{NoSync: true}), 1)
 		assertBounds(t, g, 1, 2)
 		assertLog(t, g, 2, 1)
 	})
